@@ -1,0 +1,14 @@
+"""Composition root of the Functions app: one FunctionApp, one blueprint per concern, no logic.
+
+Importing this module is every cold start, so it imports only azure.functions and the thin trigger
+modules; the application (``shared/``) loads its SDKs on first use.
+"""
+
+import azure.functions as func
+
+from functions import admin, deploy, events, gateway, ingest, sweeper
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+for blueprint in (admin.bp, ingest.bp, events.bp, deploy.bp, gateway.bp, sweeper.bp):
+    app.register_functions(blueprint)

@@ -1,0 +1,118 @@
+"""Shared fixtures: a real Azurite (started here if none runs) and isolated settings per test.
+
+Each test gets its own table prefix and container, so tests (and developers running them side by side)
+never see each other's state on one Azurite.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = ROOT.parent / "shared"  # ../shared: design, contracts and data tools beside the project
+AZURITE_CONN = "UseDevelopmentStorage=true"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running Azurite on the default ports; reuses one that runs already (``make test`` starts one)."""
+    if _port_open(10000) and _port_open(10002):
+        yield AZURITE_CONN
+        return
+    binary = ROOT / "node_modules" / ".bin" / "azurite"
+    if not binary.exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True)
+    location = tmp_path_factory.mktemp("azurite")
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--silent",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--blobHost",
+            "127.0.0.1",
+            "--queueHost",
+            "127.0.0.1",
+            "--tableHost",
+            "127.0.0.1",
+            "--location",
+            str(location),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not (_port_open(10000) and _port_open(10002)):
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail("Azurite did not start on 127.0.0.1:10000-10002")
+        time.sleep(0.1)
+    try:
+        yield AZURITE_CONN
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def app_env(azurite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for one test: Azurite storage, its own tables/container/state dir, local backend."""
+    suffix = uuid.uuid4().hex[:10]
+    env = {
+        "AzureWebJobsStorage": azurite,
+        "LEDGER_TABLE_PREFIX": f"t{suffix}",
+        "TRAINING_CONTAINER": f"training-{suffix}",
+        "ML_BACKEND": "local",
+        "LOCAL_STATE_DIR": str(tmp_path / "state"),
+        "GATEWAY_API_KEYS": "test-key-1,test-key-2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from shared.backends import reset_backends
+    from shared.ledger import reset_ledger
+    from shared.settings import reset_settings
+
+    reset_settings()
+    reset_ledger()
+    reset_backends()
+    yield env
+    reset_settings()
+    reset_ledger()
+    reset_backends()
+
+
+@pytest.fixture
+def settings(app_env: dict[str, str]):
+    from shared.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture
+def ledger(settings):
+    from shared.ledger import Ledger
+
+    return Ledger(settings)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("AZURE_CORE_ONLY_LOG_ERRORS", "1")

@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.settings import SPEC, SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+
+
+def test_local_defaults_load():
+    settings = load_settings(LOCAL)
+    assert settings.ml_backend == "local"
+    assert settings.test_split_percent == 10
+    assert settings.reconcile_schedule == "0 */1 * * * *"
+
+
+def test_missing_storage_names_the_setting():
+    with pytest.raises(SettingsError) as err:
+        load_settings({})
+    assert "AzureWebJobsStorage" in str(err.value)
+
+
+def test_azureml_requires_workspace_settings_by_name():
+    with pytest.raises(SettingsError) as err:
+        load_settings({**LOCAL, "ML_BACKEND": "azureml", "AZURE_SUBSCRIPTION_ID": "sub"})
+    message = str(err.value)
+    assert "AZURE_RESOURCE_GROUP is required when ML_BACKEND=azureml" in message
+    assert "AZUREML_WORKSPACE_NAME is required" in message
+    assert "AZURE_SUBSCRIPTION_ID" not in message
+
+
+def test_every_malformed_setting_is_named_at_once():
+    with pytest.raises(SettingsError) as err:
+        load_settings({**LOCAL, "TEST_SPLIT_PERCENT": "ten", "FINETUNE_PARAMETERS": "[1]", "ML_BACKEND": "gcp"})
+    assert len(err.value.problems) == 3
+    assert "TEST_SPLIT_PERCENT is malformed" in str(err.value)
+    assert "FINETUNE_PARAMETERS is malformed: expected a JSON object" in str(err.value)
+    assert "ML_BACKEND must be one of local, azureml" in str(err.value)
+
+
+def test_out_of_range_value_is_named():
+    with pytest.raises(SettingsError, match="TEST_SPLIT_PERCENT must be at most 50"):
+        load_settings({**LOCAL, "TEST_SPLIT_PERCENT": "90"})
+
+
+def test_secrets_stay_out_of_repr_and_summary():
+    settings = load_settings({**LOCAL, "GATEWAY_API_KEYS": "sk-secret-1"})
+    assert "sk-secret-1" not in repr(settings)
+    assert "sk-secret-1" not in json.dumps(settings.public_summary())
+    assert settings.gateway_api_keys == ("sk-secret-1",)
+
+
+def test_sample_settings_list_every_setting_and_load():
+    sample = json.loads((ROOT / "local.settings.sample.json").read_text())
+    values = sample["Values"]
+    missing = [spec.env for spec in SPEC if spec.env not in values]
+    assert missing == []
+    settings = load_settings({k: v for k, v in values.items() if isinstance(v, str)})
+    assert settings.storage_connection_string == "UseDevelopmentStorage=true"
