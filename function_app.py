@@ -6,9 +6,9 @@ modules; the application (``shared/``) loads its SDKs on first use.
 
 import azure.functions as func
 
-from functions import admin, deploy, events, gateway, ingest, sweeper
+from functions import admin, deploy, events, gateway, ingest, models, runs, sweeper
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
-for blueprint in (admin.bp, ingest.bp, events.bp, deploy.bp, gateway.bp, sweeper.bp):
+for blueprint in (admin.bp, ingest.bp, events.bp, deploy.bp, gateway.bp, models.bp, runs.bp, sweeper.bp):
     app.register_functions(blueprint)

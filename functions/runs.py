@@ -1,0 +1,5 @@
+"""HTTP routes for runs (see shared/runs.py)."""
+
+import azure.functions as func
+
+bp = func.Blueprint()
