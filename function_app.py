@@ -8,7 +8,9 @@ import azure.functions as func
 
 from functions import admin, deploy, events, gateway, ingest, models, runs, sweeper
 
-app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+# Management routes need a function key in Azure (func start and the devhost do not check keys locally);
+# the chat gateway and health routes opt out explicitly and check their own API keys.
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (admin.bp, ingest.bp, events.bp, deploy.bp, gateway.bp, models.bp, runs.bp, sweeper.bp):
     app.register_functions(blueprint)
