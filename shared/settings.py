@@ -391,6 +391,13 @@ SPEC: tuple[Setting, ...] = (
         secret=True,
     ),
     Setting(
+        "AUTOTUNE_FUNCTION_KEY",
+        "function_key",
+        "",
+        "CLI only: function key sent as x-functions-key to a deployed app's management routes.",
+        secret=True,
+    ),
+    Setting(
         "LOG_LEVEL",
         "log_level",
         "INFO",
@@ -457,6 +464,7 @@ class Settings:
     pinned_models: tuple[str, ...]
     events_topic_endpoint: str
     appinsights_connection_string: str = field(repr=False)
+    function_key: str = field(repr=False)
     log_level: str
 
     @property
@@ -487,6 +495,13 @@ def _problem_for_range(spec: Setting, value: Any) -> str | None:
     if spec.maximum is not None and value > spec.maximum:
         return f"{spec.env} must be at most {spec.maximum:g}, got {value}"
     return None
+
+
+def load_client_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The few settings the CLI needs to call an app, without requiring the app's own storage settings."""
+    source = os.environ if env is None else env
+    wanted = {"AUTOTUNE_HOST_URL", "GATEWAY_API_KEYS", "AUTOTUNE_FUNCTION_KEY"}
+    return {spec.attr: spec.parse(source.get(spec.env) or spec.default or "") for spec in SPEC if spec.env in wanted}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
