@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ()  # each command module adds its name here
+COMMANDS: tuple[str, ...] = ("upload", "models", "chat")  # each command module adds its name here
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    from shared.cli.client import CliError
+
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,69 @@
+"""The CLI's client against real loopback servers: clear errors for unreachable apps and refused keys."""
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from shared.cli import main
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.headers.get("x-functions-key") != "good":
+            self._send(401, {"error": {"message": "no"}})
+        else:
+            self._send(200, {"models": [{"model": "support-bot", "state": "live", "live_version": "3"}]})
+
+    def do_POST(self):
+        self._send(404, {"error": {"code": "not_found", "message": "model ghost does not exist"}})
+
+    def _send(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_app_is_named(capsys):
+    url = f"http://127.0.0.1:{_free_port()}"
+    assert main(["models", "--url", url]) == 1
+    assert f"cannot reach the app at {url}" in capsys.readouterr().err
+
+
+def test_wrong_key_is_explained(server, capsys):
+    assert main(["models", "--url", server, "--function-key", "bad"]) == 1
+    assert "refused the key (HTTP 401)" in capsys.readouterr().err
+
+
+def test_models_table(server, capsys):
+    assert main(["models", "--url", server, "--function-key", "good"]) == 0
+    out = capsys.readouterr().out
+    assert "support-bot" in out and "live" in out
+
+
+def test_api_error_message_is_shown(server, capsys):
+    assert main(["wake", "ghost", "--url", server, "--function-key", "good"]) == 1
+    assert "model ghost does not exist" in capsys.readouterr().err
