@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -39,12 +40,15 @@ __all__ = [
     "component_inputs",
     "generate_inputs",
     "merge_parameters",
+    "model_defaults",
     "parse_model_specific_defaults",
     "parse_parameters_json",
     "pipeline_display_name",
     "resolve_parameters",
     "validate_parameters",
 ]
+
+log = logging.getLogger(__name__)
 
 INPUTS_PATH = Path(__file__).resolve().parent / "backends" / "chat_completion_inputs.json"
 
@@ -332,6 +336,21 @@ def merge_parameters(layers: Iterable[tuple[str, Mapping[str, Any] | None]]) -> 
     return merged
 
 
+def model_defaults(tag: str | Mapping[str, Any] | None, *, model: str = "the base model") -> dict[str, Any]:
+    """The model's ``model_specific_defaults`` restricted to the component's tunable inputs.
+
+    Publishers put hints there that are not inputs (Phi-3's tag has ``learning_rate_min``/``learning_rate_max``)
+    and an operator cannot edit a registry tag, so unknown and app-set names are dropped (logged), not fatal.
+    Known names with bad values still fail: the pipeline would reject them an hour later.
+    """
+    values = parse_model_specific_defaults(tag, model=model)
+    inputs = component_inputs()
+    dropped = sorted(name for name in values if name not in inputs or name in RESERVED_INPUTS)
+    if dropped:
+        log.info("ignoring model_specific_defaults of %s that are not tunable inputs: %s", model, ", ".join(dropped))
+    return {name: value for name, value in values.items() if name not in dropped}
+
+
 def resolve_parameters(
     model_specific_defaults: str | Mapping[str, Any] | None = None,
     operator: Mapping[str, Any] | None = None,
@@ -344,10 +363,7 @@ def resolve_parameters(
     return merge_parameters(
         [
             ("the notebook defaults", dict(NOTEBOOK_DEFAULTS)),
-            (
-                f"the 'model_specific_defaults' tag of {model}",
-                parse_model_specific_defaults(model_specific_defaults, model=model),
-            ),
+            (f"the 'model_specific_defaults' tag of {model}", model_defaults(model_specific_defaults, model=model)),
             ("FINETUNE_PARAMETERS", operator),
             (per_model_source, per_model),
         ]

@@ -13,6 +13,7 @@ from shared.finetune_params import (
     component_inputs,
     generate_inputs,
     merge_parameters,
+    model_defaults,
     parse_model_specific_defaults,
     parse_parameters_json,
     pipeline_display_name,
@@ -187,3 +188,17 @@ def test_pipeline_display_name_follows_the_notebook():
     )
     plain = {"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4, "max_seq_length": 512}
     assert pipeline_display_name("m", plain, 1) == "m-ultrachat-bs8-linear-nods-nolora-save_limit-1-seqlen512"
+
+
+def test_publisher_hints_in_the_model_tag_that_are_not_inputs_are_ignored():
+    # Phi-3-mini's real tag carries learning_rate_min/max (tuning ranges, not component inputs).
+    tag = "{'learning_rate': '5e-6', 'learning_rate_min': '5e-7', 'learning_rate_max': '5e-5', 'save_total_limit': 1}"
+    assert model_defaults(tag) == {"learning_rate": "5e-6", "save_total_limit": 1}
+    params = resolve_parameters(tag)
+    assert params["learning_rate"] == 5e-6 and params["save_total_limit"] == 1
+    assert "learning_rate_min" not in params
+
+
+def test_bad_value_of_a_known_input_in_the_model_tag_still_fails():
+    with pytest.raises(BackendError, match="model_specific_defaults"):
+        resolve_parameters("{'apply_lora': 'maybe'}", model="m")
