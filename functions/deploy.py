@@ -1,5 +1,12 @@
-"""Triggers for deploy (see shared/deploy.py)."""
+"""Timer trigger of the reconciler (see shared/reconcile): blue/green deployments and the job backstop."""
 
 import azure.functions as func
 
 bp = func.Blueprint()
+
+
+@bp.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=False)
+def reconcile(timer: func.TimerRequest) -> None:
+    from shared.reconcile import reconcile_all
+
+    reconcile_all()

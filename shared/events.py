@@ -1,0 +1,251 @@
+"""Azure ML job events (Event Grid): parse, filter, and move our runs on.
+
+Why so defensive: Event Grid delivers at least once, out of order, for up to 24 hours, and the published
+samples disagree on key and value casing (``runId``/``RunId``, ``Failed``/``failed``, ``runType`` null). Every
+step of a pipeline emits its own RunCompleted, other people's jobs in the same workspace emit events too, and a
+subscription may be (mis)pointed at another workspace. So: keys and values are compared case-insensitively,
+only events from *our* workspace about jobs *we* submitted are acted on, and acting is idempotent (see
+``shared.runs.outcome``). A malformed event is logged and acknowledged: retrying it can never make it valid.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.backends.base import MODEL_TAG, RUN_TAG, JobState
+
+log = logging.getLogger(__name__)
+
+EVENT_NAMESPACE = "microsoft.machinelearningservices."
+RUN_COMPLETED = "runcompleted"
+RUN_STATUS_CHANGED = "runstatuschanged"
+STEP_RUN_TYPE = "azureml.steprun"
+PIPELINE_PARENT_TAG = "azureml.pipelinerunid"
+
+# runStatus values (lower case) -> what they mean for our run; anything else changes nothing.
+_STATUS = {
+    "completed": JobState.COMPLETED,
+    "failed": JobState.FAILED,
+    "canceled": JobState.CANCELED,
+    "cancelled": JobState.CANCELED,
+    "running": JobState.RUNNING,
+    "starting": JobState.RUNNING,
+    "preparing": JobState.RUNNING,
+    "provisioning": JobState.RUNNING,
+    "finalizing": JobState.RUNNING,
+    "queued": JobState.QUEUED,
+    "notstarted": JobState.QUEUED,
+}
+
+
+class MalformedEventError(ValueError):
+    """The event lacks what any job event must have (type, source, run id): acknowledge and log it."""
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One Azure ML job event, schema and casing normalised. ``kind`` is ``runcompleted``,
+    ``runstatuschanged`` or the lower-cased type of anything else."""
+
+    id: str
+    kind: str
+    event_type: str
+    source: str
+    subject: str
+    job_name: str
+    run_type: str = ""
+    status: str = ""  # lower-cased runStatus ("" for RunCompleted)
+    tags: dict[str, str] = field(default_factory=dict)  # runTags with lower-cased keys
+    time: str = ""
+
+    @property
+    def job_state(self) -> JobState | None:
+        if self.kind == RUN_COMPLETED:
+            return JobState.COMPLETED
+        return _STATUS.get(self.status)
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What handling one event did: ``action`` is ``ignored``, ``malformed``, ``unchanged``, ``busy`` or the
+    run's new state; ``reason`` says why (for logs and tests)."""
+
+    action: str
+    reason: str = ""
+    run_id: str = ""
+    model: str = ""
+    job_name: str = ""
+
+    @property
+    def applied(self) -> bool:
+        return self.action not in ("ignored", "malformed", "unchanged", "busy")
+
+
+def _lower_keys(value: Any) -> dict[str, Any]:
+    return {str(k).lower(): v for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def parse_event(raw: Any) -> JobEvent:
+    """Normalise one event in the EventGridEvent or CloudEvent 1.0 schema; raise MalformedEventError."""
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise MalformedEventError(f"event is not JSON: {exc}") from None
+    top = _lower_keys(raw)
+    if not top:
+        raise MalformedEventError(f"event must be a JSON object, got {type(raw).__name__}")
+    event_type = _text(top.get("eventtype")) or _text(top.get("type"))
+    source = _text(top.get("topic")) or _text(top.get("source"))
+    if not event_type:
+        raise MalformedEventError("event has no eventType/type")
+    data = top.get("data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            data = None
+    lowered = event_type.lower()
+    kind = lowered[len(EVENT_NAMESPACE) :] if lowered.startswith(EVENT_NAMESPACE) else lowered
+    subject = _text(top.get("subject"))
+    if kind not in (RUN_COMPLETED, RUN_STATUS_CHANGED):
+        return JobEvent(
+            id=_text(top.get("id")), kind=kind, event_type=event_type, source=source, subject=subject, job_name=""
+        )
+    if not isinstance(data, Mapping):
+        raise MalformedEventError(f"{event_type} event {top.get('id')!r} has no data object")
+    fields = _lower_keys(data)
+    job_name = _text(fields.get("runid"))
+    if not job_name and "/runs/" in subject:
+        job_name = subject.rsplit("/runs/", 1)[1].strip("/")
+    if not job_name:
+        raise MalformedEventError(f"{event_type} event {top.get('id')!r} names no runId")
+    if not source:
+        raise MalformedEventError(f"{event_type} event {top.get('id')!r} has no topic/source")
+    tags = {str(k).lower(): str(v) for k, v in _lower_keys(fields.get("runtags")).items()}
+    return JobEvent(
+        id=_text(top.get("id")),
+        kind=kind,
+        event_type=event_type,
+        source=source,
+        subject=subject,
+        job_name=job_name,
+        run_type=_text(fields.get("runtype")).lower(),
+        status=_text(fields.get("runstatus")).lower(),
+        tags=tags,
+        time=_text(top.get("eventtime")) or _text(top.get("time")),
+    )
+
+
+def _same_workspace(source: str, workspace_id: str) -> bool:
+    return source.strip().rstrip("/").lower() == workspace_id.strip().rstrip("/").lower()
+
+
+def ignore_reason(event: JobEvent, workspace_id: str) -> str | None:
+    """Why this event is none of our business (None: it may be ours; the ledger decides the rest)."""
+    if event.kind not in (RUN_COMPLETED, RUN_STATUS_CHANGED):
+        return f"unknown event type {event.event_type}"
+    if not _same_workspace(event.source, workspace_id):
+        return f"event from another workspace ({event.source})"
+    if event.run_type == STEP_RUN_TYPE or PIPELINE_PARENT_TAG in event.tags:
+        return f"step run {event.job_name} of pipeline {event.tags.get(PIPELINE_PARENT_TAG, '?')}"
+    if event.job_state is None:
+        return f"run status {event.status or '(none)'} means nothing to us"
+    return None
+
+
+def events_in(body: Any) -> list[Any]:
+    """The events of one webhook delivery (an array, or a single object)."""
+    if isinstance(body, (str, bytes)):
+        body = json.loads(body)
+    return list(body) if isinstance(body, list) else [body]
+
+
+def handle_event(raw: Any, ctx: Any = None, *, reconcile: bool = True) -> EventOutcome:
+    """Handle one delivered event end to end; never raises for a bad or foreign event.
+
+    Storage or platform outages do raise, so Event Grid redelivers (bounded by its 24 h retry policy; the
+    reconciler's backstop poll covers anything that still slips through).
+    """
+    from shared.runs.context import RunContext, run_ids
+
+    try:
+        event = parse_event(raw)
+    except MalformedEventError as exc:
+        log.warning("malformed job event acknowledged: %s", exc)
+        return EventOutcome("malformed", str(exc))
+    ctx = ctx or RunContext.default()
+    reason = ignore_reason(event, ctx.settings.workspace_id)
+    if reason:
+        log.debug("job event %s ignored: %s", event.id, reason)
+        return EventOutcome("ignored", reason, job_name=event.job_name)
+    run = _our_run(ctx, event)
+    if run is None:
+        log.debug("job event %s ignored: job %s is not one we submitted", event.id, event.job_name)
+        return EventOutcome("ignored", f"job {event.job_name} is not one this app submitted", job_name=event.job_name)
+    state = event.job_state
+    assert state is not None
+    from shared.runs.outcome import apply_job_state
+
+    action = apply_job_state(ctx, run, state, source=f"event {event.event_type}")
+    log.info("job event %s for run %s: %s", event.event_type, run.run_id, action, extra=run_ids(run))
+    outcome = EventOutcome(action, f"{event.kind} {event.status}".strip(), run.run_id, run.model, event.job_name)
+    if reconcile and outcome.applied:
+        _reconcile_now(ctx, run.model)
+    return outcome
+
+
+def _our_run(ctx: Any, event: JobEvent) -> Any:
+    """Our run for the event's job: by job name, else by our run tag (a job whose name we never saved)."""
+    from shared.ledger import RunRecord
+    from shared.runs.context import find_run_by_job, mutate_run
+
+    run = find_run_by_job(ctx.ledger, event.job_name)
+    if run is not None:
+        return run
+    run_id, model = event.tags.get(RUN_TAG), event.tags.get(MODEL_TAG)
+    if not run_id or not model:
+        return None
+    run = ctx.ledger.get(RunRecord, model, run_id)
+    if run is None or run.job_name or run.state != "queued":
+        return None
+    # Submitted, then crashed before the ledger learnt the job's name: adopt the job named by the event.
+
+    def adopt(current: RunRecord) -> bool:
+        if current.job_name:
+            return False
+        current.job_name = event.job_name
+        current.backend = ctx.backend.name
+        current.transition("submitted")
+        return True
+
+    return mutate_run(ctx.ledger, run, adopt)
+
+
+def _reconcile_now(ctx: Any, model: str) -> None:
+    """Advance the model's deployment right away instead of waiting for the next timer tick."""
+    try:
+        from shared.reconcile import reconcile_model
+
+        reconcile_model(ctx, model)
+    except Exception:  # the event is handled; the timer will retry the deployment
+        log.exception("reconciling model %s after a job event failed; the next tick retries", model)
+
+
+__all__ = [
+    "EventOutcome",
+    "JobEvent",
+    "MalformedEventError",
+    "events_in",
+    "handle_event",
+    "ignore_reason",
+    "parse_event",
+]

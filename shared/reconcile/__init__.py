@@ -1,0 +1,96 @@
+"""The reconciler: per model, compare the desired version with what serves and take the next step.
+
+Why a reconciler and not a workflow: everything here is started by at-least-once, unordered triggers (Event
+Grid, timers, several Function instances), and Azure ML operations take minutes. A loop that re-reads the
+ledger, takes the *next* idempotent step and records it converges whatever happened before, including a
+crash halfway. Two reconcilers never work on the same model at once: each holds the lease ``model:{model}``
+(the sweeper takes the same lease), and every write is ETag-checked.
+
+``reconcile_all`` is the timer's work: the backstop over unfinished runs (``backstop``), then every model.
+``reconcile_model`` is also called right after a job event is handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.ledger import ConflictError, ModelRecord
+from shared.reconcile.steps import IDLE, SLEEPING, next_action, run_step
+from shared.runs.context import RunContext, new_owner
+from shared.timeutil import iso
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 180.0  # renewed before every step; a crashed holder blocks the model for at most this long
+TICK_BUDGET_SECONDS = 20.0  # chain quick steps in one tick, but never keep a timer busy for long
+MAX_STEPS_PER_TICK = 12
+
+
+@dataclass
+class TickReport:
+    """What one timer tick did: per run (backstop) and per model (the actions taken, in order)."""
+
+    started_at: str = field(default_factory=iso)
+    runs: dict[str, str] = field(default_factory=dict)
+    models: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"started_at": self.started_at, "runs": self.runs, "models": self.models}
+
+
+def reconcile_model(ctx: RunContext, model: str, *, budget_seconds: float = TICK_BUDGET_SECONDS) -> list[str]:
+    """Advance one model as far as it can go without waiting; returns the actions taken (``idle`` when none)."""
+    owner = new_owner("reconcile")
+    lease = f"model:{model}"
+    if not ctx.ledger.acquire_lease(lease, owner, LEASE_SECONDS):
+        return ["skipped: another worker holds the lease"]
+    actions: list[str] = []
+    deadline = time.monotonic() + budget_seconds
+    try:
+        for _ in range(MAX_STEPS_PER_TICK):
+            record = ctx.ledger.get(ModelRecord, "models", model)
+            if record is None:
+                actions.append("unknown model")
+                break
+            action = next_action(record)
+            if action in (IDLE, SLEEPING):
+                if not actions:
+                    actions.append(action)
+                break
+            if not ctx.ledger.acquire_lease(lease, owner, LEASE_SECONDS):
+                actions.append("lost the lease")
+                break
+            go_on = run_step(ctx, record, action)
+            actions.append(action)
+            if not go_on or time.monotonic() > deadline:
+                break
+    except ConflictError:
+        actions.append("conflict: the model changed meanwhile; next tick resumes")
+        log.info("model %s changed while reconciling; resuming next tick", model)
+    finally:
+        ctx.ledger.release_lease(lease, owner)
+    return actions
+
+
+def reconcile_all(ctx: RunContext | None = None) -> TickReport:
+    """The timer's tick: the backstop over unfinished runs, then one reconcile pass per model."""
+    from shared.reconcile.backstop import tend_runs
+
+    ctx = ctx or RunContext.default()
+    report = TickReport()
+    report.runs = tend_runs(ctx)
+    for name in sorted({record.model for record in ctx.ledger.query(ModelRecord)}):
+        try:
+            report.models[name] = reconcile_model(ctx, name)
+        except Exception as exc:  # one model's trouble must not stop the others
+            log.exception("reconciling model %s failed", name)
+            report.models[name] = [f"error: {exc}"]
+    busy = {name: steps for name, steps in report.models.items() if steps not in (["idle"], ["sleeping"])}
+    log.info("reconcile tick: runs %s, models %s", report.runs, busy)
+    return report
+
+
+__all__ = ["TickReport", "reconcile_all", "reconcile_model"]

@@ -1,0 +1,396 @@
+"""Blue/green deployment of a model's desired version, one short step at a time.
+
+Why steps recorded in the ledger: an Azure ML deployment takes 10-30 minutes and a function must return in
+seconds, so each step *starts* something or *reads* something, records where it got to in
+``ModelRecord.deployment`` (ETag-checked), and returns. The next tick (or an event) resumes from the record,
+so a crash between any two steps repeats at most one idempotent step. Steps:
+
+``endpoint`` (ensure it, wait until it is ready) -> ``create`` (begin deployment ``v{version}``) ->
+``provisioning`` (read its state) -> ``smoke`` (one test conversation, pinned to the new deployment) ->
+``traffic`` (canary share first when ``CANARY_PERCENT`` > 0, then 100%) -> ``cleanup`` (delete the old
+deployment; the model is live). A failure before ``cleanup`` rolls back: the old deployment keeps serving and
+keeps its traffic, the new one is deleted, and the run and the model say why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from shared.backends.base import MANAGED_TAG, MODEL_TAG, BackendError, DeploymentPhase
+from shared.ledger import ModelRecord, RunRecord
+from shared.names import deployment_name, endpoint_name
+from shared.notify import MODEL_DEPLOYED, publish
+from shared.reconcile.smoke import FALLBACK_CONVERSATION, first_conversation, output_text, smoke_payload
+from shared.runs.context import RunContext, advance_run
+from shared.runs.outcome import supersede
+from shared.runs.submit import dataset_blob, fail_run, user_reason
+from shared.timeutil import iso, parse_iso, utcnow
+
+log = logging.getLogger(__name__)
+
+# Step names, in order, as stored in ModelRecord.deployment["step"].
+ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP = (
+    "endpoint",
+    "create",
+    "provisioning",
+    "smoke",
+    "traffic",
+    "cleanup",
+)
+STEPS = (ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP)
+# Decisions that are not steps of an in-flight deployment.
+IDLE, SLEEPING, START, ABANDON = "idle", "sleeping", "start", "abandon"
+
+DEPLOY_TIMEOUT = timedelta(minutes=120)  # Azure ML's own deployment timeout is well below this
+NOT_FOUND_GRACE = timedelta(minutes=2)  # a just-begun deployment may not be listed yet
+MAX_SMOKE_ATTEMPTS = 3
+SMOKE_TIMEOUT_SECONDS = 90.0  # the notebook's request_timeout_ms
+QUOTA_HINT = (
+    "Azure ML needs 20% spare quota above the cores a deployment uses to create or upgrade it: request more "
+    "quota for the VM family, or use a smaller INSTANCE_TYPE or INSTANCE_COUNT."
+)
+
+
+def next_action(model: ModelRecord) -> str:
+    """What the reconciler should do next for this model. Pure: a function of the record alone."""
+    if model.state == "sleeping":
+        return SLEEPING  # waits for a wake (request_wake clears ``deployment`` and sets ``deploying``)
+    progress = model.deployment or {}
+    step = progress.get("step")
+    if step in STEPS:
+        if progress.get("version") != model.desired_version and step != CLEANUP:
+            return ABANDON  # a newer version is desired: stop rolling out this one (traffic never moved to it)
+        return step
+    if not model.desired_version or model.state == "failed":
+        return IDLE  # nothing to deploy, or the last rollout failed with nothing serving: wait for a new run
+    if model.state == "live" and model.live_version == model.desired_version:
+        return IDLE
+    return START
+
+
+def step_boundary(model: str, step: str) -> None:
+    """Called after each step is recorded. A no-op; tests replace it to inject a crash between two steps."""
+
+
+def deployment_reason(error: str) -> str:
+    """The platform's deployment error, plus what to do when it is about quota."""
+    text = error.strip() or "the deployment failed without an error message"
+    if "quota" in text.lower() and "20%" not in text:
+        text = f"{text} {QUOTA_HINT}"
+    return text
+
+
+def _age(stamp: str | None) -> timedelta:
+    moment = parse_iso(stamp)
+    return utcnow() - moment if moment else timedelta(0)
+
+
+def _save(ctx: RunContext, model: ModelRecord, step: str | None = None) -> ModelRecord:
+    model.updated_at = iso()
+    if model.deployment:
+        model.deployment["updated_at"] = model.updated_at
+    saved = ctx.ledger.save(model)  # ConflictError ends this tick; the next one re-reads
+    if step:
+        step_boundary(model.model, step)
+    return saved
+
+
+def _run(ctx: RunContext, model: ModelRecord, run_id: str) -> RunRecord | None:
+    return ctx.ledger.get(RunRecord, model.model, run_id) if run_id else None
+
+
+# ------------------------------------------------------------------------------------------------ decisions
+def start(ctx: RunContext, model: ModelRecord) -> bool:
+    version = model.desired_version
+    name = deployment_name(version)
+    endpoint = endpoint_name(model.model)
+    previous = ""
+    if model.live_deployment and model.live_deployment != name and model.endpoint_name == endpoint:
+        previous = model.live_deployment
+    model.deployment = {
+        "step": ENDPOINT,
+        "version": version,
+        "run_id": model.desired_run_id,
+        "name": name,
+        "endpoint": endpoint,
+        "previous": previous,
+        "started_at": iso(),
+    }
+    if model.state != "live":
+        model.state = "deploying"  # nothing serves yet; "live" stays while the old version serves
+    log.info("model %s: rolling out version %s as %s/%s", model.model, version, endpoint, name)
+    _save(ctx, model, START)
+    return True
+
+
+def abandon(ctx: RunContext, model: ModelRecord) -> bool:
+    """A newer version became desired mid-rollout: undo this one (old traffic back, new deployment deleted)."""
+    progress = model.deployment
+    endpoint, name, previous = progress["endpoint"], progress["name"], progress.get("previous", "")
+    if progress.get("canary_at") and previous:
+        ctx.backend.set_traffic(endpoint, {previous: 100, name: 0})
+    if name != model.live_deployment:
+        _delete_quietly(ctx, endpoint, name)
+    run = _run(ctx, model, progress.get("run_id", ""))
+    if run is not None and run.state in ("registered", "deploying"):
+        supersede(ctx, run, by=model.desired_run_id)
+    log.info("model %s: abandoning %s for newer version %s", model.model, name, model.desired_version)
+    model.deployment = {}
+    _save(ctx, model, ABANDON)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ steps
+def ensure_endpoint(ctx: RunContext, model: ModelRecord) -> bool:
+    progress = model.deployment
+    endpoint = progress["endpoint"]
+    info = ctx.backend.get_endpoint(endpoint)
+    if info is None or (info.state or "").lower() != "deleting":
+        info = ctx.backend.begin_endpoint(endpoint, {MANAGED_TAG: "true", MODEL_TAG: model.model})
+    state = (info.state or "").lower()
+    if state == "succeeded":
+        progress["step"] = CREATE
+        progress["scoring_uri"] = info.scoring_uri
+        _save(ctx, model, ENDPOINT)
+        return True
+    if state == "failed":
+        return rollback(ctx, model, f"endpoint {endpoint} failed to provision", ENDPOINT)
+    progress["waiting_for"] = f"endpoint {endpoint} ({info.state or 'unknown'})"
+    return False
+
+
+def create_deployment(ctx: RunContext, model: ModelRecord) -> bool:
+    progress = model.deployment
+    endpoint, name, version = progress["endpoint"], progress["name"], progress["version"]
+    registered = ctx.settings.registered_model_name(model.model)
+    model_version = ctx.backend.get_model(registered, version)
+    if model_version is None:
+        return rollback(ctx, model, f"registered model {registered} version {version} was not found", CREATE)
+    state = ctx.backend.get_deployment(endpoint, name)
+    if state.phase == DeploymentPhase.NOT_FOUND:
+        ctx.backend.begin_deployment(
+            endpoint, name, model_version, ctx.settings.instance_type, ctx.settings.instance_count
+        )
+    run = _run(ctx, model, progress.get("run_id", ""))
+    if run is not None:
+        advance_run(ctx.ledger, run, "deploying")
+    progress["step"] = PROVISIONING
+    progress["begun_at"] = iso()
+    _save(ctx, model, CREATE)
+    return True
+
+
+def watch_provisioning(ctx: RunContext, model: ModelRecord) -> bool:
+    progress = model.deployment
+    endpoint, name = progress["endpoint"], progress["name"]
+    state = ctx.backend.get_deployment(endpoint, name)
+    if state.phase == DeploymentPhase.SUCCEEDED:
+        progress["step"] = SMOKE
+        _save(ctx, model, PROVISIONING)
+        return True
+    if state.phase == DeploymentPhase.FAILED:
+        return rollback(ctx, model, deployment_reason(state.error), PROVISIONING)
+    if state.phase == DeploymentPhase.DELETING:
+        return rollback(ctx, model, f"deployment {name} is being deleted by someone else", PROVISIONING)
+    if state.phase == DeploymentPhase.NOT_FOUND:
+        if _age(progress.get("begun_at")) < NOT_FOUND_GRACE:
+            return False
+        progress["step"] = CREATE  # the platform lost (or never got) the request: begin it again
+        _save(ctx, model, PROVISIONING)
+        return True
+    if _age(progress.get("begun_at")) > DEPLOY_TIMEOUT:
+        minutes = int(DEPLOY_TIMEOUT.total_seconds() // 60)
+        return rollback(ctx, model, f"deployment {name} did not finish within {minutes} minutes", PROVISIONING)
+    return False
+
+
+def smoke_test(ctx: RunContext, model: ModelRecord) -> bool:
+    progress = model.deployment
+    endpoint, name = progress["endpoint"], progress["name"]
+    conversation = _test_conversation(ctx, model, progress.get("run_id", ""))
+    try:
+        target = ctx.backend.scoring_target(endpoint, name)
+        answer = ctx.backend.invoke(target, smoke_payload(conversation), timeout=SMOKE_TIMEOUT_SECONDS)
+        text = output_text(answer)
+        problem = "" if text.strip() else f"empty output (answer: {str(answer)[:200]!r})"
+    except Exception as exc:  # noqa: BLE001 - any failure to answer is a failed smoke test
+        problem = user_reason(exc)
+        text = ""
+    if problem:
+        attempts = int(progress.get("smoke_attempts", 0)) + 1
+        progress["smoke_attempts"] = attempts
+        progress["smoke_error"] = problem
+        if attempts >= MAX_SMOKE_ATTEMPTS:
+            return rollback(ctx, model, f"smoke test failed {attempts} times: {problem}", SMOKE)
+        log.warning("model %s: smoke test of %s failed (attempt %d): %s", model.model, name, attempts, problem)
+        _save(ctx, model)
+        return False
+    progress["smoke"] = {"ok": True, "at": iso(), "messages": len(conversation), "output_chars": len(text)}
+    progress["step"] = TRAFFIC
+    _save(ctx, model, SMOKE)
+    return True
+
+
+def _test_conversation(ctx: RunContext, model: ModelRecord, run_id: str) -> list[dict[str, str]]:
+    run = _run(ctx, model, run_id)
+    if run is not None:
+        for split in ("test", "train"):
+            found = first_conversation(ctx.settings, dataset_blob(run.model, run.dataset_id, split))
+            if found:
+                return found
+    log.warning("model %s: no test conversation for run %s; using a generic one", model.model, run_id)
+    return list(FALLBACK_CONVERSATION)
+
+
+def move_traffic(ctx: RunContext, model: ModelRecord) -> bool:
+    progress = model.deployment
+    endpoint, name = progress["endpoint"], progress["name"]
+    previous = progress.get("previous", "")
+    if previous:
+        info = ctx.backend.get_endpoint(endpoint)
+        if info is not None and info.deployments and previous not in info.deployments:
+            previous = progress["previous"] = ""  # gone already: nothing to split with or roll back to
+    canary = ctx.settings.canary_percent
+    if canary and previous and not progress.get("canary_at"):
+        traffic = {name: canary, previous: 100 - canary}
+        ctx.backend.set_traffic(endpoint, traffic)
+        progress["canary_at"] = iso()
+        progress["traffic"] = traffic
+        log.info("model %s: canary %d%% to %s", model.model, canary, name)
+        _save(ctx, model, TRAFFIC)
+        return False  # 100% on the next tick
+    if progress.get("canary_at"):
+        state = ctx.backend.get_deployment(endpoint, name)
+        if state.phase != DeploymentPhase.SUCCEEDED:
+            return rollback(ctx, model, f"deployment {name} became {state.phase} during the canary", TRAFFIC)
+    traffic = {name: 100}
+    if previous:
+        traffic[previous] = 0
+    ctx.backend.set_traffic(endpoint, traffic)
+    progress["traffic"] = traffic
+    progress["step"] = CLEANUP
+    _save(ctx, model, TRAFFIC)
+    return True
+
+
+def cleanup(ctx: RunContext, model: ModelRecord) -> bool:
+    """Delete every other deployment on the endpoint (the previous one, leftovers of failed rollouts); go live."""
+    progress = model.deployment
+    endpoint, name = progress["endpoint"], progress["name"]
+    info = ctx.backend.get_endpoint(endpoint)
+    others = set(info.deployments if info is not None else ()) | {progress.get("previous", "")}
+    for other in sorted(others - {name, ""}):
+        _delete_quietly(ctx, endpoint, other)
+    run = _run(ctx, model, progress.get("run_id", ""))
+    if run is not None:
+        advance_run(ctx.ledger, run, "live")
+    if model.live_run_id and model.live_run_id != progress.get("run_id"):
+        old = _run(ctx, model, model.live_run_id)
+        if old is not None:
+            supersede(ctx, old, by=progress.get("run_id", ""))
+    model.state = "live"
+    model.live_version = progress["version"]
+    model.live_run_id = progress.get("run_id", "")
+    model.live_deployment = name
+    model.endpoint_name = endpoint
+    model.scoring_uri = (info.scoring_uri if info is not None else "") or progress.get("scoring_uri", "")
+    model.last_deployed_at = iso()
+    model.error = ""
+    model.deployment = {}
+    _save(ctx, model, CLEANUP)
+    log.info("model %s: version %s is live on %s/%s", model.model, model.live_version, endpoint, name)
+    publish(
+        ctx.settings,
+        MODEL_DEPLOYED,
+        f"models/{model.model}",
+        {
+            "model": model.model,
+            "version": model.live_version,
+            "run_id": model.live_run_id,
+            "endpoint": endpoint,
+            "deployment": name,
+        },
+    )
+    return True
+
+
+def rollback(ctx: RunContext, model: ModelRecord, reason: str, step: str) -> bool:
+    """The rollout failed: the old deployment keeps (or gets back) all traffic; the run and the model say why."""
+    progress = model.deployment
+    endpoint, name = progress["endpoint"], progress["name"]
+    previous = progress.get("previous", "")
+    if progress.get("canary_at") and previous:
+        ctx.backend.set_traffic(endpoint, {previous: 100, name: 0})
+    run = _run(ctx, model, progress.get("run_id", ""))
+    if run is not None:
+        fail_run(ctx, run, f"deployment failed: {reason}", failed_step=f"deploy:{step}")
+    serving = model.state == "live" and bool(model.live_deployment)
+    model.state = "live" if serving else "failed"
+    model.error = f"version {progress['version']} ({name}) failed at step {step}: {reason}"
+    # Desired falls back to what serves, so the failed version is not retried every tick; a new run (or a
+    # wake, for a sleeping model) starts the next rollout.
+    model.desired_version, model.desired_run_id = model.live_version, model.live_run_id
+    model.deployment = {}
+    log.warning("model %s: %s", model.model, model.error)
+    _save(ctx, model, f"rollback:{step}")
+    if name != model.live_deployment:
+        _delete_quietly(ctx, endpoint, name)
+    return False
+
+
+def _delete_quietly(ctx: RunContext, endpoint: str, deployment: str) -> None:
+    """Start deleting a deployment unless it is gone or going; failures only cost money, so log them."""
+    try:
+        state = ctx.backend.get_deployment(endpoint, deployment)
+        if state.phase in (DeploymentPhase.NOT_FOUND, DeploymentPhase.DELETING):
+            return
+        ctx.backend.begin_delete_deployment(endpoint, deployment)
+        log.info("deleting deployment %s/%s", endpoint, deployment)
+    except BackendError as exc:
+        log.warning("could not delete deployment %s/%s: %s", endpoint, deployment, exc)
+
+
+HANDLERS: dict[str, Callable[[RunContext, ModelRecord], bool]] = {
+    START: start,
+    ABANDON: abandon,
+    ENDPOINT: ensure_endpoint,
+    CREATE: create_deployment,
+    PROVISIONING: watch_provisioning,
+    SMOKE: smoke_test,
+    TRAFFIC: move_traffic,
+    CLEANUP: cleanup,
+}
+
+
+def run_step(ctx: RunContext, model: ModelRecord, action: str) -> bool:
+    """Run one step; True when the next one can follow in the same tick. Platform errors: a retryable one
+    waits for the next tick, any other one (before traffic moved for good) rolls the rollout back."""
+    try:
+        return HANDLERS[action](ctx, model)
+    except BackendError as exc:
+        if exc.retryable or action in (START, ABANDON, CLEANUP):
+            log.warning("model %s: step %s will be retried: %s", model.model, action, exc)
+            return False
+        return rollback(ctx, model, deployment_reason(user_reason(exc)), action)
+
+
+__all__: list[Any] = [
+    "ABANDON",
+    "CLEANUP",
+    "CREATE",
+    "ENDPOINT",
+    "IDLE",
+    "PROVISIONING",
+    "SLEEPING",
+    "SMOKE",
+    "START",
+    "STEPS",
+    "TRAFFIC",
+    "deployment_reason",
+    "next_action",
+    "run_step",
+    "step_boundary",
+]

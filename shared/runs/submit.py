@@ -1,0 +1,257 @@
+"""Submitting a run's fine-tuning job: queued -> submitted, exactly once, or failed with a reason a user can act on.
+
+Why so careful: ingestion calls this right after preparing a dataset, and the reconciler retries runs left in
+``queued`` (a crash, a throttled API). Two callers may race, and a process may die between "the platform
+accepted the job" and "the ledger knows its name". So: one submitter per run at a time (a lease), and before
+submitting we ask the backend whether a job tagged with our run id already exists (``find_job``); if it does we
+adopt it instead of training twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared.backends.base import BackendError, FineTuneRequest
+from shared.ledger import DatasetRecord, RunRecord
+from shared.notify import RUN_FAILED, publish
+from shared.runs.context import RunContext, is_forward, mutate_run, new_owner, run_ids
+from shared.timeutil import iso
+
+log = logging.getLogger(__name__)
+
+SUBMIT_LEASE_SECONDS = 300
+# Unexpected (non-BackendError) failures are retried by the reconciler this many times before the run fails.
+MAX_SUBMIT_ATTEMPTS = 5
+
+
+class RunInputError(BackendError):
+    """The run's own inputs (per-model finetune.json) are wrong: fail the run, nothing to retry."""
+
+
+def dataset_blob(model: str, dataset_id: str, split: str) -> str:
+    """Blob path (inside TRAINING_CONTAINER) of a prepared split: ``datasets/{model}/{dataset_id}/{split}.jsonl``."""
+    return f"datasets/{model}/{dataset_id}/{split}.jsonl"
+
+
+def finetune_json_blob(model: str) -> str:
+    return f"incoming/{model}/finetune.json"
+
+
+def read_model_overrides(ctx: RunContext, model: str) -> dict[str, Any]:
+    """The per-model ``incoming/{model}/finetune.json`` (empty when absent); malformed -> RunInputError."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from shared.finetune_params import parse_parameters_json
+    from shared.storage import blob_service
+
+    path = finetune_json_blob(model)
+    client = blob_service(ctx.settings).get_blob_client(ctx.settings.training_container, path)
+    try:
+        text = client.download_blob().readall()
+    except ResourceNotFoundError:
+        return {}
+    source = f"{ctx.settings.training_container}/{path}"
+    try:
+        return parse_parameters_json(text, source=source)
+    except BackendError as exc:
+        raise RunInputError(str(exc), code="invalid_parameter") from None
+
+
+def _validated_overrides(ctx: RunContext, model: str) -> dict[str, Any]:
+    """FINETUNE_PARAMETERS then finetune.json, each checked under its own name so an error says where it is."""
+    from shared.finetune_params import validate_parameters
+
+    merged: dict[str, Any] = {}
+    layers = [
+        ("FINETUNE_PARAMETERS", dict(ctx.settings.finetune_parameters)),
+        (f"{ctx.settings.training_container}/{finetune_json_blob(model)}", read_model_overrides(ctx, model)),
+    ]
+    for source, values in layers:
+        present = {k: v for k, v in values.items() if v is not None}
+        try:
+            validate_parameters(present, source=source)
+        except BackendError as exc:
+            if source == "FINETUNE_PARAMETERS":
+                raise
+            raise RunInputError(str(exc), code="invalid_parameter") from None
+        merged.update(values)
+    return merged
+
+
+def user_reason(exc: BaseException) -> str:
+    """The message recorded on the run: the backend's words plus the setting to change, when it names one."""
+    message = str(exc) or type(exc).__name__
+    setting = getattr(exc, "setting", None)
+    if setting and setting not in message:
+        message = f"{message} (setting: {setting})"
+    return message
+
+
+def fail_run(ctx: RunContext, run: RunRecord, reason: str, *, state: str = "failed", **details: Any) -> RunRecord:
+    """End a run as failed/canceled with ``reason`` (data and dataset are kept) and tell the team."""
+
+    changed = False
+
+    def change(current: RunRecord) -> bool:
+        nonlocal changed
+        changed = is_forward(current.state, state)
+        if changed:
+            current.details.update(details)
+            current.transition(state, error=reason)
+        return changed
+
+    updated = mutate_run(ctx.ledger, run, change)
+    if changed:
+        log.warning("run %s %s: %s", updated.run_id, state, reason, extra=run_ids(updated))
+        publish(
+            ctx.settings,
+            RUN_FAILED,
+            f"models/{updated.model}/runs/{updated.run_id}",
+            {**run_ids(updated), "state": state, "error": reason},
+        )
+    return updated
+
+
+def submit_run(ctx: RunContext, run: RunRecord) -> RunRecord:
+    """Submit the job of a ``queued`` run (idempotent; a run in any other state is returned unchanged)."""
+    if run.state != "queued":
+        return run
+    owner = new_owner("submit")
+    lease = f"run:{run.run_id}"
+    if not ctx.ledger.acquire_lease(lease, owner, SUBMIT_LEASE_SECONDS):
+        log.info("run %s is being submitted by another worker", run.run_id, extra=run_ids(run))
+        return run
+    try:
+        fresh = ctx.ledger.get(RunRecord, run.model, run.run_id)
+        if fresh is None or fresh.state != "queued":
+            return fresh or run
+        return _submit_locked(ctx, fresh)
+    finally:
+        ctx.ledger.release_lease(lease, owner)
+
+
+def _submit_locked(ctx: RunContext, run: RunRecord) -> RunRecord:
+    backend = ctx.backend
+    try:
+        existing = backend.find_job(run.run_id)
+        if existing:
+            log.info("run %s already has job %s; adopting it", run.run_id, existing, extra=run_ids(run))
+            return _record_submitted(ctx, run, existing, adopted=True)
+        base = backend.resolve_base_model()
+        compute = backend.check_compute(base)
+        overrides = _validated_overrides(ctx, run.model)
+        parameters = backend.build_parameters(base, compute, overrides)
+        request = FineTuneRequest(
+            run_id=run.run_id,
+            model=run.model,
+            dataset_id=run.dataset_id,
+            train_path=dataset_blob(run.model, run.dataset_id, "train"),
+            test_path=dataset_blob(run.model, run.dataset_id, "test"),
+            parameters=parameters,
+            base_model=base,
+            compute=compute,
+            experiment=ctx.settings.experiment_name,
+        )
+        job_name = backend.submit_finetune(request)
+    except BackendError as exc:
+        if exc.retryable:
+            return _note_attempt(ctx, run, user_reason(exc), retry=True)
+        return fail_run(ctx, run, user_reason(exc), failed_step="submit", code=exc.code)
+    except Exception as exc:  # unexpected: keep the run queued for the reconciler, bounded
+        log.exception("submitting run %s failed unexpectedly", run.run_id, extra=run_ids(run))
+        return _note_attempt(ctx, run, f"{type(exc).__name__}: {exc}", retry=True)
+    details = {
+        "base_model": {"name": base.name, "version": base.version, "id": base.id},
+        "compute": {"name": compute.name, "instance_type": compute.instance_type, "gpus": compute.gpus_per_node},
+    }
+    return _record_submitted(ctx, run, job_name, parameters=parameters, details=details)
+
+
+def _record_submitted(
+    ctx: RunContext,
+    run: RunRecord,
+    job_name: str,
+    *,
+    parameters: dict[str, Any] | None = None,
+    details: dict[str, Any] | None = None,
+    adopted: bool = False,
+) -> RunRecord:
+    studio_url = ""
+    try:
+        studio_url = ctx.backend.get_job(job_name).studio_url
+    except Exception:  # noqa: BLE001 - the link is a convenience; the job is submitted either way
+        log.debug("no studio link for job %s yet", job_name)
+    extra: dict[str, Any] = {"submitted_at": iso(), "adopted": adopted}
+    extra.update(details or {})
+
+    def change(current: RunRecord) -> bool:
+        if current.job_name and current.state != "queued":
+            return False
+        current.job_name = job_name
+        current.backend = ctx.backend.name
+        current.studio_url = studio_url or current.studio_url
+        if parameters is not None:
+            current.parameters = parameters
+        current.details.update(extra)
+        current.details.pop("last_error", None)
+        current.error = ""
+        current.transition("submitted")
+        return True
+
+    updated = mutate_run(ctx.ledger, run, change)
+    log.info("run %s submitted as job %s", updated.run_id, job_name, extra=run_ids(updated))
+    return updated
+
+
+def _note_attempt(ctx: RunContext, run: RunRecord, reason: str, *, retry: bool) -> RunRecord:
+    """Remember a failed attempt on a queued run; after MAX_SUBMIT_ATTEMPTS the run fails with the reason."""
+    attempts = int(run.details.get("submit_attempts", 0)) + 1
+    if not retry or attempts >= MAX_SUBMIT_ATTEMPTS:
+        return fail_run(ctx, run, f"{reason} (after {attempts} submission attempts)", failed_step="submit")
+
+    def change(current: RunRecord) -> bool:
+        if current.state != "queued":
+            return False
+        current.details["submit_attempts"] = attempts
+        current.details["last_error"] = reason
+        current.details["last_attempt_at"] = iso()
+        current.updated_at = iso()
+        return True
+
+    log.warning("run %s not submitted yet (attempt %d): %s", run.run_id, attempts, reason, extra=run_ids(run))
+    return mutate_run(ctx.ledger, run, change)
+
+
+def start_run_for_dataset(ledger: Any, dataset: DatasetRecord, ctx: RunContext | None = None) -> RunRecord:
+    """Create the run for a prepared dataset (``queued``) and submit its job; idempotent per model and dataset.
+
+    Submission problems never raise here: they are recorded on the run (``failed`` with the reason, or still
+    ``queued`` for the reconciler to retry), because the dataset itself was prepared successfully.
+    """
+    from shared.runs import create_run
+
+    run = create_run(ledger, dataset)
+    if run.state != "queued":
+        return run
+    if ctx is None:
+        base = RunContext.default()
+        ctx = RunContext(settings=base.settings, ledger=ledger, backend=base.backend)
+    try:
+        return submit_run(ctx, run)
+    except Exception:  # ingestion succeeded; the reconciler retries queued runs
+        log.exception("could not submit run %s now; the reconciler will retry", run.run_id, extra=run_ids(run))
+        return ctx.ledger.get(RunRecord, run.model, run.run_id) or run
+
+
+__all__ = [
+    "MAX_SUBMIT_ATTEMPTS",
+    "RunInputError",
+    "dataset_blob",
+    "fail_run",
+    "finetune_json_blob",
+    "read_model_overrides",
+    "start_run_for_dataset",
+    "submit_run",
+    "user_reason",
+]
