@@ -1,0 +1,91 @@
+"""``python -m shared prepare``: outputs, summary and exit codes (0 accepted, 2 rejected as a whole, 1 usage/I-O)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shared.cli import main
+from tests.conftest import ROOT
+from tests.unit.chatdata_helpers import jsonl, many
+
+
+@pytest.fixture(autouse=True)
+def _offline_env(monkeypatch):
+    # prepare needs no storage account: it must work with nothing configured
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.delenv("TEST_SPLIT_PERCENT", raising=False)
+    from shared.settings import reset_settings
+
+    reset_settings()
+    yield
+    reset_settings()
+
+
+def test_accepted_dataset_writes_four_files_and_exits_0(tmp_path, capsys):
+    source = tmp_path / "data.jsonl.gz"
+    source.write_bytes(gzip.compress(jsonl(*many(100), b"{broken")))
+    out = tmp_path / "out"
+    assert main(["prepare", str(source), "--out", str(out), "--test-percent", "20"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["accepted"] is True
+    assert report["test_split_percent"] == 20
+    assert report["compression"] == "gzip"
+    train = (out / "train.jsonl").read_text().splitlines()
+    test = (out / "test.jsonl").read_text().splitlines()
+    rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
+    assert len(train) == report["train"] and len(test) == report["test"] and len(train) + len(test) == 100
+    assert rejected == [{"line": 101, "reason": "invalid_json", "detail": rejected[0]["detail"], "raw": "{broken"}]
+    printed = capsys.readouterr().out
+    assert f"accepted as dataset {report['dataset_id']}" in printed
+    assert "line 101: invalid_json" in printed
+
+
+def test_rejected_dataset_exits_2_and_still_writes_the_report(tmp_path, capsys):
+    source = tmp_path / "data.csv"
+    source.write_text("prompt,completion\nhi,hello\n")
+    out = tmp_path / "out"
+    assert main(["prepare", str(source), "--out", str(out)]) == 2
+    report = json.loads((out / "report.json").read_text())
+    assert report["rejection"]["code"] == "not_jsonl"
+    assert "REJECTED (not_jsonl)" in capsys.readouterr().out
+    assert (out / "rejected.jsonl").read_text().count("\n") == 2
+
+
+def test_too_few_rows_exits_2(tmp_path):
+    source = tmp_path / "few.jsonl"
+    source.write_bytes(jsonl(*many(5)))
+    assert main(["prepare", str(source), "--out", str(tmp_path / "o")]) == 2
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["rejection"]["code"] == "too_few_train_rows"
+
+
+def test_missing_input_and_bad_arguments_exit_1(tmp_path, capsys):
+    assert main(["prepare", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o")]) == 1
+    assert "nope.jsonl" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    source = tmp_path / "d.jsonl"
+    source.write_bytes(jsonl(*many(20)))
+    assert main(["prepare", str(source), "--out", str(tmp_path / "o"), "--test-percent", "101"]) == 1
+    assert "between 0 and 100" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 1
+
+
+def test_the_module_entry_point_runs_as_a_process(tmp_path):
+    source = tmp_path / "d.jsonl"
+    source.write_bytes(jsonl(*many(60)))
+    done = subprocess.run(
+        [sys.executable, "-m", "shared", "prepare", "-", "--out", str(tmp_path / "o"), "--quiet"],
+        input=source.read_bytes(),
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert b"accepted as dataset" in done.stdout
+    assert (tmp_path / "o" / "report.json").exists()
