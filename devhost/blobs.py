@@ -31,7 +31,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
-import azure.functions as func
+from azure.functions.blob import InputStream
 
 from devhost.bindings import BLOB_TRIGGER, FunctionSpec, InvocationFailed, Invoker, finish_tasks
 from devhost.settings import ConfigError, resolve
@@ -161,7 +161,7 @@ def blob_argument(trigger: BlobTrigger, container: str, blob: str) -> Any:
     if annotation is str:
         return data.decode("utf-8")
     properties = downloader.properties
-    return func.InputStream(
+    return InputStream(
         data=data,
         name=f"{container}/{blob}",
         uri=client.url,
