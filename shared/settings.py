@@ -384,6 +384,14 @@ SPEC: tuple[Setting, ...] = (
         "Event Grid topic endpoint for the app's lifecycle events (empty: none published).",
     ),
     Setting(
+        "EVENTS_TOPIC_KEY",
+        "events_topic_key",
+        "",
+        "Access key of that topic, for topics with key auth (empty: publish with the managed identity, which "
+        "needs EventGrid Data Sender on the topic).",
+        secret=True,
+    ),
+    Setting(
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "appinsights_connection_string",
         "",
@@ -463,6 +471,7 @@ class Settings:
     idle_sweep_dry_run: bool
     pinned_models: tuple[str, ...]
     events_topic_endpoint: str
+    events_topic_key: str = field(repr=False)
     appinsights_connection_string: str = field(repr=False)
     function_key: str = field(repr=False)
     log_level: str
