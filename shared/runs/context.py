@@ -12,7 +12,6 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.ledger import ConflictError, Ledger, RunRecord
@@ -30,21 +29,29 @@ TERMINAL = frozenset({"live", "failed", "canceled", "superseded"})
 JOB_ACTIVE = frozenset({"queued", "submitted", "running"})
 
 
-@dataclass
 class RunContext:
-    settings: Settings
-    ledger: Ledger
-    backend: MLBackend
+    """Settings, ledger and backend; the backend is created on first use (listing runs never needs it)."""
+
+    def __init__(self, settings: Settings, ledger: Ledger, backend: MLBackend | None = None):
+        self.settings = settings
+        self.ledger = ledger
+        self._backend = backend
+
+    @property
+    def backend(self) -> MLBackend:
+        if self._backend is None:
+            from shared.backends import get_backend
+
+            self._backend = get_backend(self.settings)
+        return self._backend
 
     @classmethod
     def default(cls) -> RunContext:
-        """The process-wide settings, ledger and backend (what the function triggers use)."""
-        from shared.backends import get_backend
+        """The process-wide settings and ledger (what the function triggers use); the configured backend."""
         from shared.ledger import get_ledger
         from shared.settings import get_settings
 
-        settings = get_settings()
-        return cls(settings=settings, ledger=get_ledger(), backend=get_backend(settings))
+        return cls(settings=get_settings(), ledger=get_ledger())
 
 
 def new_owner(kind: str) -> str:

@@ -138,9 +138,9 @@ def _submit_locked(ctx: RunContext, run: RunRecord) -> RunRecord:
         if existing:
             log.info("run %s already has job %s; adopting it", run.run_id, existing, extra=run_ids(run))
             return _record_submitted(ctx, run, existing, adopted=True)
+        overrides = _validated_overrides(ctx, run.model)  # the run's own inputs first: cheap and most often wrong
         base = backend.resolve_base_model()
         compute = backend.check_compute(base)
-        overrides = _validated_overrides(ctx, run.model)
         parameters = backend.build_parameters(base, compute, overrides)
         request = FineTuneRequest(
             run_id=run.run_id,
@@ -235,8 +235,7 @@ def start_run_for_dataset(ledger: Any, dataset: DatasetRecord, ctx: RunContext |
     if run.state != "queued":
         return run
     if ctx is None:
-        base = RunContext.default()
-        ctx = RunContext(settings=base.settings, ledger=ledger, backend=base.backend)
+        ctx = RunContext(settings=RunContext.default().settings, ledger=ledger)
     try:
         return submit_run(ctx, run)
     except Exception:  # ingestion succeeded; the reconciler retries queued runs
