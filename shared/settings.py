@@ -175,6 +175,13 @@ SPEC: tuple[Setting, ...] = (
         _int,
         minimum=1,
     ),
+    Setting(
+        "HF_LOCAL_DATASETS_DIR",
+        "hf_local_datasets_dir",
+        "",
+        "Folder of locally saved Hugging Face datasets (save_to_disk or data files), by name: an import of NAME "
+        "reads NAME from here when it exists, else from the Hub (offline mirrors, tests). Empty: Hub only.",
+    ),
     # ML platform
     Setting(
         "ML_BACKEND", "ml_backend", "local", "Which ML platform runs jobs and endpoints.", choices=("local", "azureml")
@@ -432,6 +439,7 @@ class Settings:
     max_seq_length: int
     max_upload_bytes: int
     min_train_rows: int
+    hf_local_datasets_dir: str
     ml_backend: str
     base_model: str
     base_model_version: str
