@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AzureWebJobsScriptRoot", str(script_root))
     atexit.register(_end_children)  # before the app's hooks are registered, so it runs after them
     try:
-        specs = index_app(load_app(args.app))
-        host = Host(specs, script_root, blob_poll_seconds=args.blob_poll_seconds)
+        specs, load_errors = index_app(load_app(args.app))
+        host = Host(specs, script_root, blob_poll_seconds=args.blob_poll_seconds, load_errors=load_errors)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2

@@ -66,17 +66,13 @@ class FunctionSpec:
         return self.annotations.get(name or self.arg_name)
 
 
-def _annotations(function: Callable[..., Any]) -> dict[str, Any]:
-    """Resolved parameter annotations; string annotations that cannot be resolved stay strings."""
-    try:
-        return typing.get_type_hints(function)
-    except Exception:  # noqa: BLE001 - fall back to what the signature says literally
-        return {name: p.annotation for name, p in inspect.signature(function).parameters.items()}
+def index_app(app: func.FunctionApp) -> tuple[list[FunctionSpec], dict[str, str]]:
+    """Every function of ``app`` with its trigger, from ``get_functions()`` (called once, see module doc).
 
-
-def index_app(app: func.FunctionApp) -> list[FunctionSpec]:
-    """Every function of ``app`` with its trigger, from ``get_functions()`` (called once, see module doc)."""
-    specs = []
+    Also returns the functions that cannot load, with why. Like the worker, annotations are resolved with
+    ``typing.get_type_hints``: a name imported only under ``TYPE_CHECKING`` fails here as it fails in Azure.
+    """
+    specs, errors = [], {}
     for function in app.get_functions():
         bindings = [json.loads(raw) for raw in function.get_raw_bindings()]
         trigger = next((b for b in bindings if str(b.get("type", "")).endswith("Trigger")), None)
@@ -85,15 +81,13 @@ def index_app(app: func.FunctionApp) -> list[FunctionSpec]:
             log.warning("function %s has no trigger binding; it can only be ignored", name)
             continue
         user_function = function.get_user_function()
-        specs.append(
-            FunctionSpec(
-                name=name,
-                trigger=trigger,
-                bindings=bindings,
-                func=user_function,
-                annotations=_annotations(user_function),
-            )
-        )
+        try:
+            annotations = typing.get_type_hints(user_function)
+        except Exception as exc:  # noqa: BLE001 - the worker fails to load such a function; so do we
+            errors[name] = f"cannot load the {name} function: its annotations do not resolve: {exc}"
+            log.error("%s", errors[name])
+            continue
+        specs.append(FunctionSpec(name, trigger, bindings, user_function, annotations))
     for spec in specs:
         if spec.trigger_type not in SUPPORTED_TRIGGERS:
             log.warning(
@@ -105,7 +99,7 @@ def index_app(app: func.FunctionApp) -> list[FunctionSpec]:
             log.warning(
                 "function %s: bindings other than its trigger (%s) are not supported by devhost", spec.name, kinds
             )
-    return specs
+    return specs, errors
 
 
 class Context(func.Context):

@@ -147,12 +147,9 @@ class BlobTrigger:
 def blob_argument(trigger: BlobTrigger, container: str, blob: str) -> Any:
     """The value for the trigger parameter, by its annotation (see module doc). Runs in a worker thread."""
     annotation = trigger.spec.arg_type()
-    type_name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    module = "" if isinstance(annotation, str) else getattr(annotation, "__module__", "")
-    if type_name.rsplit(".", 1)[-1] in _SDK_TYPES and (
-        isinstance(annotation, str) or module.startswith("azurefunctions.extensions.bindings.blob")
-    ):
-        return _sdk_argument(type_name.rsplit(".", 1)[-1], trigger.connection, container, blob)
+    module = getattr(annotation, "__module__", "")
+    if module.startswith("azurefunctions.extensions.bindings.blob") and annotation.__name__ in _SDK_TYPES:
+        return _sdk_argument(annotation, trigger.connection, container, blob)
     client = trigger.client.get_blob_client(container, blob)
     downloader = client.download_blob()
     data = downloader.readall()
@@ -171,14 +168,13 @@ def blob_argument(trigger: BlobTrigger, container: str, blob: str) -> Any:
     )
 
 
-def _sdk_argument(type_name: str, connection: str, container: str, blob: str) -> Any:
+def _sdk_argument(pytype: type, connection: str, container: str, blob: str) -> Any:
     """Decode through the extension's own converter, from the model binding data the host would send."""
     from azurefunctions.extensions.base import Datum
     from azurefunctions.extensions.bindings import blob as blob_extension
 
     content = json.dumps({"Connection": connection, "ContainerName": container, "BlobName": blob})
     value = SimpleNamespace(version="1.0", source="AzureStorageBlobs", content_type="application/json", content=content)
-    pytype = getattr(blob_extension, type_name)
     return blob_extension.BlobClientConverter.decode(
         Datum(value=value, type="model_binding_data"), trigger_metadata=None, pytype=pytype
     )

@@ -47,7 +47,14 @@ def _error(status: int, message: str) -> web.Response:
 class Host:
     """Runs one indexed Functions app until ``stop``."""
 
-    def __init__(self, specs: list[FunctionSpec], script_root: Path, blob_poll_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        specs: list[FunctionSpec],
+        script_root: Path,
+        blob_poll_seconds: float = 2.0,
+        load_errors: dict[str, str] | None = None,
+    ) -> None:
+        self.load_errors = dict(load_errors or {})
         self.specs = {spec.name.lower(): spec for spec in specs}  # function names are case-insensitive
         self.router = Router(specs, route_prefix(script_root))
         self.invoker = Invoker(str(script_root))
@@ -231,7 +238,7 @@ class Host:
         return described
 
     def status(self) -> dict[str, Any]:
-        errors = {**self.timers.errors, **self.blobs.errors}
+        errors = {**self.load_errors, **self.timers.errors, **self.blobs.errors}
         return {
             "state": "Running",
             "processUptime": int((time.monotonic() - self._started) * 1000),

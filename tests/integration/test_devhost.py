@@ -201,6 +201,8 @@ def test_admin_host_status(client: httpx.Client) -> None:
     assert status["state"] == "Running"
     expected = {"item_part", "special_part", "async_route", "fail", "spawn", "on_event", "on_blob", "on_stream"}
     assert expected | {"tick", "yearly"} == set(status["functions"])
+    # An annotation that only exists under TYPE_CHECKING does not resolve: the worker cannot load it either.
+    assert "cannot load the unloadable function" in status["errors"]["unloadable"]
 
 
 def test_admin_invoke_timer_and_eventgrid(host: DevHostProcess, client: httpx.Client) -> None:
