@@ -1,0 +1,1 @@
+"""Fakes of outside services at their wire level (HTTP), for tests. Never fakes of our own code."""
