@@ -29,14 +29,23 @@ def publish(settings: Settings, event_type: str, subject: str, data: dict[str, A
     try:
         from azure.eventgrid import EventGridEvent, EventGridPublisherClient
 
-        from shared.storage import credential
-
-        client = EventGridPublisherClient(settings.events_topic_endpoint, credential(settings.azure_client_id))
+        client = EventGridPublisherClient(settings.events_topic_endpoint, _topic_credential(settings))
         client.send(EventGridEvent(subject=subject, event_type=event_type, data=data, data_version="1"))
         return True
     except Exception:  # notifications must never fail the step that raised them
         log.exception("could not publish %s for %s", event_type, subject)
         return False
+
+
+def _topic_credential(settings: Settings) -> Any:
+    """The topic's access key when EVENTS_TOPIC_KEY is set, else the app's managed identity (Entra ID)."""
+    if settings.events_topic_key:
+        from azure.core.credentials import AzureKeyCredential
+
+        return AzureKeyCredential(settings.events_topic_key)
+    from shared.storage import credential
+
+    return credential(settings.azure_client_id)
 
 
 def _ids(data: dict[str, Any]) -> dict[str, Any]:
