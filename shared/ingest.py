@@ -1,0 +1,430 @@
+"""Ingestion: a blob under ``incoming/{model}/`` → a prepared dataset under ``datasets/{model}/{dataset_id}/`` →
+a run. Also the upload API's logic (body → ``incoming/``), so that uploads and drops share one code path.
+
+Idempotent, because blob triggers deliver at least once:
+- ``dataset_id`` is the SHA-256 (16 hex) of the *decompressed* content, computed in a first streaming pass (cheap:
+  hashing runs at over 1 GB/s); a dataset already prepared (or rejected) is answered from the ledger, not redone.
+- The ledger record (state ``preparing``) is the claim: a second delivery while one prepares fails (so the host
+  retries it later) unless the claim is older than ``STALE_CLAIM_SECONDS`` (its owner died), then it takes over.
+- Outputs are committed block lists: rewriting them gives the same bytes. The upload itself is never changed.
+- The run is created by ``shared.runs.start_run_for_dataset``, itself idempotent per (model, dataset).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from shared.ledger import AlreadyExistsError, ConflictError, DatasetRecord, Ledger
+from shared.names import InvalidNameError, validate_model_name
+from shared.timeutil import iso, parse_iso, utcnow
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobClient, ContainerClient
+
+    from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INCOMING = "incoming/"
+PARAMETERS_FILE = "finetune.json"  # per-model fine-tuning parameters, read by run submission: not a dataset
+IMPORT_SUFFIX = ".import.json"
+STALE_CLAIM_SECONDS = 15 * 60  # longer than functionTimeout (10 min): a claim this old has no live owner
+OUTPUTS = ("train", "test", "rejected")
+LEDGER_REPORT_CHARS = 30_000  # a table property holds 32K characters
+
+
+class IngestBusyError(RuntimeError):
+    """Another delivery is preparing the same dataset right now; raising makes the host retry later."""
+
+
+@dataclass(frozen=True)
+class BlobKind:
+    """What a blob under ``incoming/`` is: ``dataset``, ``import`` (a Hugging Face import request),
+    ``parameters`` (finetune.json) or ``ignored``; with the model from its path and, if ignored, why."""
+
+    kind: str
+    model: str = ""
+    reason: str = ""
+
+
+def classify(blob_name: str) -> BlobKind:
+    """``incoming/{model}/{file}`` is a dataset (any file: a CSV gets a clear not-JSONL report, not silence),
+    except ``finetune.json``, ``imports/{id}.import.json`` requests, hidden files and deeper folders."""
+    if not blob_name.startswith(INCOMING):
+        return BlobKind("ignored", reason=f"{blob_name} is not under {INCOMING}")
+    parts = blob_name[len(INCOMING) :].split("/")
+    if len(parts) < 2 or not parts[0]:
+        return BlobKind("ignored", reason=f"{blob_name}: put files under incoming/{{model}}/ to name the model")
+    model = parts[0]
+    try:
+        validate_model_name(model)
+    except InvalidNameError as exc:
+        return BlobKind("ignored", reason=f"{blob_name}: {exc}")
+    rest = parts[1:]
+    if rest[0] == "imports" and len(rest) == 2 and rest[1].endswith(IMPORT_SUFFIX):
+        return BlobKind("import", model)
+    if len(rest) != 1:
+        return BlobKind("ignored", model, f"{blob_name}: only files directly under incoming/{model}/ are datasets")
+    name = rest[0]
+    if name == PARAMETERS_FILE:
+        return BlobKind("parameters", model, f"{blob_name} holds fine-tuning parameters, read when a run is submitted")
+    if name.startswith((".", "_")) or not name:
+        return BlobKind("ignored", model, f"{blob_name}: hidden files are ignored")
+    return BlobKind("dataset", model)
+
+
+def dataset_prefix(model: str, dataset_id: str) -> str:
+    return f"datasets/{model}/{dataset_id}/"
+
+
+def status_url(model: str, dataset_id: str) -> str:
+    return f"/api/models/{model}/datasets/{dataset_id}"
+
+
+@dataclass
+class IngestResult:
+    """What one delivery did: ``prepared``, ``rejected``, ``failed``, ``existing`` (already done), ``imported``,
+    ``ignored``. ``dataset`` is the ledger record when there is one."""
+
+    action: str
+    model: str = ""
+    dataset_id: str = ""
+    run_id: str = ""
+    message: str = ""
+    dataset: DatasetRecord | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def ingest_blob(
+    client: BlobClient,
+    *,
+    settings: Settings | None = None,
+    ledger: Ledger | None = None,
+) -> IngestResult:
+    """Handle one delivered blob of ``incoming/`` (the blob trigger's whole job)."""
+    from shared.ledger import get_ledger
+    from shared.settings import get_settings
+
+    settings = settings or get_settings()
+    ledger = ledger or get_ledger()
+    blob_name = client.blob_name
+    kind = classify(blob_name)
+    if kind.kind in ("ignored", "parameters"):
+        log.info("ingest: not a dataset: %s", kind.reason, extra={"model": kind.model, "blob": blob_name})
+        return IngestResult("ignored", kind.model, message=kind.reason)
+    if kind.kind == "import":
+        from shared.hf_import import run_import_request
+
+        return run_import_request(client, kind.model, settings=settings)
+    return prepare_dataset_blob(client, kind.model, settings=settings, ledger=ledger)
+
+
+def prepare_dataset_blob(
+    client: BlobClient,
+    model: str,
+    *,
+    settings: Settings,
+    ledger: Ledger,
+) -> IngestResult:
+    """Pass 1 hashes the upload (its id); pass 2, unless the ledger already knows it, prepares it."""
+    from shared.blobstream import read_chunks
+    from shared.chatdata import content_id
+
+    source = f"{client.container_name}/{client.blob_name}"
+    etag = client.get_blob_properties().etag
+    dataset_id = content_id(read_chunks(client, etag)).dataset_id
+    ids = {"model": model, "dataset_id": dataset_id, "blob": client.blob_name}
+    record = _claim(ledger, model, dataset_id, source)
+    if record.state in ("prepared", "rejected"):
+        # already done by an earlier delivery (or another upload of the same bytes)
+        if record.state == "prepared":
+            record = _ensure_run(ledger, record)
+        log.info("ingest: %s is dataset %s, already %s", source, dataset_id, record.state, extra=ids)
+        return IngestResult("existing", model, dataset_id, record.run_id, f"already {record.state}", record)
+    log.info("ingest: preparing %s as dataset %s", source, dataset_id, extra=ids)
+    try:
+        report = _prepare_outputs(client, etag, model, dataset_id, settings)
+    except Exception as exc:
+        _finish(ledger, record, "failed", {}, f"preparation failed: {type(exc).__name__}: {exc}")
+        raise
+    if report["dataset_id"] != dataset_id:  # read under the same ETag, so only a bug gets here
+        message = f"content hash changed between passes ({dataset_id} then {report['dataset_id']})"
+        record = _finish(ledger, record, "failed", report, message)
+        return IngestResult("failed", model, dataset_id, message=message, dataset=record)
+    if not report["accepted"]:
+        message = report["rejection"]["message"]
+        record = _finish(ledger, record, "rejected", report, message)
+        log.warning("ingest: dataset %s rejected: %s", dataset_id, message, extra=ids)
+        return IngestResult("rejected", model, dataset_id, message=message, dataset=record)
+    record = _finish(ledger, record, "prepared", report, "")
+    record = _ensure_run(ledger, record)
+    log.info(
+        "ingest: dataset %s prepared: %d train, %d test, %d rejected; run %s",
+        dataset_id,
+        report["train"],
+        report["test"],
+        report["rejected"],
+        record.run_id,
+        extra={**ids, "run_id": record.run_id},
+    )
+    return IngestResult("prepared", model, dataset_id, record.run_id, "prepared", record)
+
+
+def _claim(ledger: Ledger, model: str, dataset_id: str, source: str) -> DatasetRecord:
+    """The record to prepare under (state ``preparing``, stored by us), or the finished one as it is.
+    Raises ``IngestBusyError`` while another delivery holds a live claim."""
+    for _ in range(5):
+        current = ledger.get(DatasetRecord, model, dataset_id)
+        if current is None:
+            fresh = DatasetRecord(
+                model=model, dataset_id=dataset_id, source_blob=source, prefix=dataset_prefix(model, dataset_id)
+            )
+            try:
+                return ledger.create(fresh)
+            except AlreadyExistsError:
+                continue
+        if current.state in ("prepared", "rejected"):
+            return current
+        if current.state == "preparing" and not _stale(current.updated_at):
+            raise IngestBusyError(
+                f"dataset {model}/{dataset_id} is being prepared by another delivery since {current.updated_at}"
+            )
+        # failed earlier, or a claim whose owner died: take it over (ETag-checked)
+        current.state = "preparing"
+        current.error = ""
+        current.source_blob = current.source_blob or source
+        current.updated_at = iso()
+        try:
+            return ledger.save(current)
+        except ConflictError:
+            continue
+    raise IngestBusyError(f"dataset {model}/{dataset_id}: could not claim it (concurrent deliveries)")
+
+
+def _stale(stamp: str) -> bool:
+    when = parse_iso(stamp)
+    return when is None or utcnow() - when > timedelta(seconds=STALE_CLAIM_SECONDS)
+
+
+def _prepare_outputs(client: BlobClient, etag: str, model: str, dataset_id: str, settings: Settings) -> dict[str, Any]:
+    """Pass 2: stream the upload through ``chatdata.prepare`` into staged-block blobs, then write report.json."""
+    from shared.blobstream import BlockBlobWriter, read_chunks
+    from shared.chatdata import PrepareOptions, prepare
+    from shared.storage import blob_service
+
+    container = blob_service(settings).get_container_client(client.container_name)
+    prefix = dataset_prefix(model, dataset_id)
+    options = PrepareOptions.from_settings(settings, source=f"{client.container_name}/{client.blob_name}")
+    writers = [BlockBlobWriter(container.get_blob_client(f"{prefix}{name}.jsonl")) for name in OUTPUTS]
+    report = prepare(read_chunks(client, etag), writers[0].write, writers[1].write, writers[2].write, options)
+    for writer in writers:
+        writer.close()
+    report["files"] = {name: f"{prefix}{name}.jsonl" for name in OUTPUTS}
+    _put_json(container, f"{prefix}report.json", report)
+    return report
+
+
+def _put_json(container: ContainerClient, name: str, value: Any) -> None:
+    from azure.storage.blob import ContentSettings
+
+    container.upload_blob(
+        name,
+        orjson.dumps(value, option=orjson.OPT_INDENT_2),
+        overwrite=True,
+        content_settings=ContentSettings(content_type="application/json"),
+    )
+
+
+def ledger_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The report as stored on the ledger record: whole when it fits a table property, else without the echo of
+    the first rejections (report.json always has everything)."""
+    if len(orjson.dumps(report)) <= LEDGER_REPORT_CHARS:
+        return report
+    return {key: value for key, value in report.items() if key != "first_rejections"}
+
+
+def _finish(ledger: Ledger, record: DatasetRecord, state: str, report: dict[str, Any], error: str) -> DatasetRecord:
+    def change(current: DatasetRecord | None) -> DatasetRecord | None:
+        current = current or record
+        current.state = state
+        current.report = ledger_report(report) if report else current.report
+        current.error = error
+        current.updated_at = iso()
+        return current
+
+    updated = ledger.mutate(DatasetRecord, record.model, record.dataset_id, change)
+    assert updated is not None
+    return updated
+
+
+def _ensure_run(ledger: Ledger, record: DatasetRecord) -> DatasetRecord:
+    """Hand a prepared dataset to run submission (idempotent there) and note its run id on the record."""
+    from shared.runs import start_run_for_dataset
+
+    run = start_run_for_dataset(ledger, record)
+    run_id = run.run_id
+    if not run_id or record.run_id == run_id:
+        return record
+
+    def change(current: DatasetRecord | None) -> DatasetRecord | None:
+        if current is None or current.run_id == run_id:
+            return None
+        current.run_id = run_id
+        current.updated_at = iso()
+        return current
+
+    return ledger.mutate(DatasetRecord, record.model, record.dataset_id, change) or record
+
+
+# -- the upload and status API (functions/ingest.py maps these to HTTP) -------------------------------------------
+
+
+@dataclass
+class ApiAnswer:
+    """An HTTP-shaped answer without azure.functions: status, JSON body, optional error code/field."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> ApiAnswer:
+    return ApiAnswer(status, {"error": {"code": code, "message": message, **extra}})
+
+
+def _safe_name(filename: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", filename.rsplit("/", 1)[-1]).strip("-.")
+    return cleaned[:80]
+
+
+def upload_blob_name(model: str, dataset_id: str, gzipped: bool) -> str:
+    """Uploads are stored under a name derived from their content: the same bytes twice are one blob."""
+    return f"{INCOMING}{model}/upload-{dataset_id}.jsonl{'.gz' if gzipped else ''}"
+
+
+def store_upload(
+    settings: Settings,
+    ledger: Ledger,
+    model: str,
+    body: bytes,
+    *,
+    filename: str = "",
+    declared_length: int | None = None,
+) -> ApiAnswer:
+    """``POST /api/models/{model}/datasets``: validate, store under ``incoming/{model}/`` (the blob trigger then
+    prepares it), answer 202 with the dataset id and status URL; 200 with the existing ids for a repeat."""
+    from azure.core.exceptions import ResourceExistsError
+
+    from shared.blobstream import ensure_container
+    from shared.chatdata import InputError, content_id
+    from shared.storage import blob_service
+
+    try:
+        validate_model_name(model)
+    except InvalidNameError as exc:
+        return _error(400, "invalid_model_name", str(exc), field="model")
+    limit = settings.max_upload_bytes
+    size = max(len(body), declared_length or 0)
+    if size > limit:
+        return _error(
+            413,
+            "payload_too_large",
+            f"the body is {size} bytes, over MAX_UPLOAD_BYTES ({limit}); gzip it, or put the file into the "
+            f"{settings.training_container} container under incoming/{model}/ directly",
+            field="body",
+            limit=limit,
+        )
+    if not body.strip():
+        return _error(
+            400, "empty_body", "the request body is empty: send the JSONL (or gzipped JSONL) file", field="body"
+        )
+    try:
+        info = content_id([body])
+    except InputError as exc:
+        return _error(400, "invalid_body", f"the body starts like gzip but {exc}", field="body")
+    dataset_id = info.dataset_id
+    answer = {
+        "model": model,
+        "dataset_id": dataset_id,
+        "status_url": status_url(model, dataset_id),
+        "bytes": len(body),
+    }
+    existing = ledger.get(DatasetRecord, model, dataset_id)
+    if existing is not None:
+        return ApiAnswer(200, {**answer, **dataset_view(existing), "duplicate": True})
+    name = upload_blob_name(model, dataset_id, info.compression == "gzip")
+    metadata = {"original_name": _safe_name(filename)} if _safe_name(filename) else None
+    container = blob_service(settings).get_container_client(settings.training_container)
+    ensure_container(container)
+    try:
+        container.upload_blob(name, body, overwrite=False, metadata=metadata, max_concurrency=2)
+    except ResourceExistsError:
+        return ApiAnswer(200, {**answer, "state": "pending", "source_blob": name, "duplicate": True})
+    log.info("upload: %d bytes for %s stored as %s", len(body), model, name, extra={"model": model})
+    return ApiAnswer(202, {**answer, "state": "pending", "source_blob": name, "duplicate": False})
+
+
+def dataset_view(record: DatasetRecord) -> dict[str, Any]:
+    """A dataset as the API shows it (the report included; no secrets live on a dataset)."""
+    files = {name: f"{record.prefix}{name}.jsonl" for name in OUTPUTS}
+    files["report"] = f"{record.prefix}report.json"
+    view: dict[str, Any] = {
+        "model": record.model,
+        "dataset_id": record.dataset_id,
+        "state": record.state,
+        "source_blob": record.source_blob,
+        "files": files if record.state in ("prepared", "rejected") else {},
+        "error": record.error,
+        "run_id": record.run_id,
+        "status_url": status_url(record.model, record.dataset_id),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "report": record.report,
+    }
+    if record.run_id:
+        view["run_url"] = f"/api/runs/{record.run_id}"
+    return view
+
+
+def get_dataset(settings: Settings, ledger: Ledger, model: str, dataset_id: str) -> ApiAnswer:
+    """``GET /api/models/{model}/datasets/{dataset_id}``: the record, or ``pending`` while only the upload exists."""
+    try:
+        validate_model_name(model)
+    except InvalidNameError as exc:
+        return _error(400, "invalid_model_name", str(exc), field="model")
+    if not re.fullmatch(r"[0-9a-f]{16}", dataset_id):
+        return _error(400, "invalid_dataset_id", "dataset ids are 16 lowercase hex characters", field="dataset_id")
+    record = ledger.get(DatasetRecord, model, dataset_id)
+    if record is not None:
+        return ApiAnswer(200, dataset_view(record))
+    from shared.storage import blob_service
+
+    container = blob_service(settings).get_container_client(settings.training_container)
+    prefix = f"{INCOMING}{model}/upload-{dataset_id}"
+    for blob in container.list_blobs(name_starts_with=prefix):
+        return ApiAnswer(
+            200,
+            {"model": model, "dataset_id": dataset_id, "state": "pending", "source_blob": blob.name, "report": {}},
+        )
+    return _error(404, "dataset_not_found", f"no dataset {dataset_id} for model {model!r}", field="dataset_id")
+
+
+def list_datasets(ledger: Ledger, model: str) -> ApiAnswer:
+    """``GET /api/models/{model}/datasets``: newest first, with each report's headline numbers."""
+    try:
+        validate_model_name(model)
+    except InvalidNameError as exc:
+        return _error(400, "invalid_model_name", str(exc), field="model")
+    records = sorted(ledger.query_eq(DatasetRecord, PartitionKey=model), key=lambda r: r.created_at, reverse=True)
+    items = []
+    for record in records:
+        view = dataset_view(record)
+        report = view.pop("report") or {}
+        view["summary"] = {key: report.get(key) for key in ("format", "total_lines", "train", "test", "rejected")}
+        items.append(view)
+    return ApiAnswer(200, {"model": model, "datasets": items})
