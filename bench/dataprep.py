@@ -1,0 +1,149 @@
+"""Data preparation: our streaming ``shared.chatdata.prepare`` against the notebook's pandas way, same file, one run.
+
+The notebook prepares data with ``pandas.read_json(lines=True)``, samples a test split and writes both with
+``to_json``: it holds the whole file as Python objects, about 15-20x its size in memory, so a 1 GB file does not fit
+a 2 GB Function instance. Ours streams: validates every line, normalises, dedups, splits by hash and reports, in
+memory that does not grow with the file. Each side runs in its own process (peak RSS measured by ``os.wait4``);
+throughput is input MB over the seconds the work took inside that process (interpreter start-up excluded).
+
+Targets (issue 3): at least 10x the pandas throughput, and peak RSS under 150 MB for a 1 GiB input.
+
+    .venv/bin/python bench/dataprep.py             # 100 MB, about a minute
+    .venv/bin/python bench/dataprep.py --mb 1024   # the full claim (pandas needs ~20 GB of RAM for it)
+
+The input is ultrachat-shaped data from ``../shared/bench/make_chat_jsonl.py`` (cached in the temp folder by size
+and seed). With ``--bad-percent`` above 0 pandas cannot read the file at all; ours reports each bad line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MAKE_CHAT = ROOT.parent / "shared" / "bench" / "make_chat_jsonl.py"
+THROUGHPUT_GOAL = 10.0
+RSS_GOAL_MB = 150.0
+
+
+def child_ours(source: str, out: str) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from shared.chatdata import PrepareOptions, file_chunks, prepare
+
+    started = time.perf_counter()
+    outs = [open(Path(out) / f"{name}.jsonl", "wb") for name in ("train", "test", "rejected")]  # noqa: SIM115
+    with open(source, "rb") as handle:
+        report = prepare(file_chunks(handle), outs[0].write, outs[1].write, outs[2].write, PrepareOptions())
+    for f in outs:
+        f.close()
+    (Path(out) / "report.json").write_text(json.dumps(report))
+    return {"seconds": time.perf_counter() - started, "train": report["train"], "test": report["test"]}
+
+
+def child_pandas(source: str, out: str) -> dict:
+    import pandas as pd
+
+    started = time.perf_counter()
+    frame = pd.read_json(source, lines=True)
+    test = frame.sample(frac=0.1, random_state=0)
+    train = frame.drop(test.index)
+    train.to_json(Path(out) / "train.jsonl", orient="records", lines=True, force_ascii=False)
+    test.to_json(Path(out) / "test.jsonl", orient="records", lines=True, force_ascii=False)
+    return {"seconds": time.perf_counter() - started, "train": len(train), "test": len(test)}
+
+
+def measure(kind: str, source: Path, workdir: Path) -> dict:
+    """Run one side in a fresh process; its result plus its own peak RSS (MB, from ``os.wait4``), or the error."""
+    out = workdir / f"out-{kind}"
+    out.mkdir(exist_ok=True)
+    log = workdir / f"{kind}.log"
+    started = time.perf_counter()
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", kind, str(source), str(out)], stdout=sink, stderr=sink, cwd=ROOT
+        )
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the maximum over all children
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    peak_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+    lines = log.read_text(errors="replace").strip().splitlines()
+    if proc.returncode != 0:
+        reason = lines[-1] if lines else f"exit status {proc.returncode}"
+        return {"error": reason, "peak_rss_mb": peak_mb, "wall": wall}
+    result = json.loads(lines[-1])
+    result.update(peak_rss_mb=peak_mb, wall=wall)
+    return result
+
+
+def generate(mb: float, seed: int, bad_percent: float, workdir: Path) -> Path:
+    cache = Path(tempfile.gettempdir()) / "autotune-bench"
+    cache.mkdir(exist_ok=True)
+    path = cache / f"chat-{mb:g}mb-seed{seed}-bad{bad_percent:g}.jsonl"
+    if not path.exists():
+        print(f"generating {mb:g} MB of ultrachat-shaped data with {MAKE_CHAT.name} ...", flush=True)
+        partial = path.with_suffix(".partial")
+        command = [sys.executable, str(MAKE_CHAT), "--mb", str(mb), "--seed", str(seed), "--out", str(partial)]
+        if bad_percent:
+            command += ["--bad-percent", str(bad_percent)]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        partial.rename(path)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=float, default=100, help="input size in MB (default 100; 1024 for the claim)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bad-percent", type=float, default=0, help="faulty lines (pandas then fails)")
+    parser.add_argument("--skip-pandas", action="store_true", help="measure ours only (e.g. not enough RAM)")
+    parser.add_argument("--child", nargs=3, metavar=("KIND", "INPUT", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, source, out = args.child
+        result = (child_ours if kind == "ours" else child_pandas)(source, out)
+        print(json.dumps(result))
+        return 0
+    if not MAKE_CHAT.exists():
+        raise SystemExit(f"{MAKE_CHAT} not found: it lives in ../shared/bench beside the project")
+    with tempfile.TemporaryDirectory(prefix="autotune-dataprep-") as tmp:
+        workdir = Path(tmp)
+        source = generate(args.mb, args.seed, args.bad_percent, workdir)
+        size_mb = source.stat().st_size / 1e6
+        print(f"input: {source} ({size_mb:.1f} MB)")
+        results = {"autotune (streaming)": measure("ours", source, workdir)}
+        if not args.skip_pandas:
+            results["pandas (notebook)"] = measure("pandas", source, workdir)
+    print(f"\n{'':22} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12} {'RSS / input':>12}")
+    for name, r in results.items():
+        if "error" in r:
+            print(f"{name:22} failed: {r['error']} (peak RSS {r['peak_rss_mb']:.0f} MB)")
+            continue
+        r["mbps"] = size_mb / r["seconds"]
+        ratio = r["peak_rss_mb"] / size_mb
+        print(f"{name:22} {r['seconds']:8.2f} {r['mbps']:8.1f} {r['peak_rss_mb']:12.0f} {ratio:11.2f}x")
+    ours = results["autotune (streaming)"]
+    verdicts = []
+    pandas = results.get("pandas (notebook)")
+    if pandas and "error" not in pandas and "error" not in ours:
+        speed = ours["mbps"] / pandas["mbps"]
+        memory = pandas["peak_rss_mb"] / ours["peak_rss_mb"]
+        print(f"\nratio: throughput {speed:.1f}x pandas, peak RSS {memory:.1f}x smaller")
+        verdicts.append(f"throughput >= {THROUGHPUT_GOAL:g}x pandas: {'OK' if speed >= THROUGHPUT_GOAL else 'MISSED'}")
+    if "error" not in ours:
+        verdicts.append(
+            f"peak RSS < {RSS_GOAL_MB:g} MB: {'OK' if ours['peak_rss_mb'] < RSS_GOAL_MB else 'MISSED'} "
+            f"({ours['peak_rss_mb']:.0f} MB for {size_mb:.0f} MB; the 1 GiB claim needs --mb 1024)"
+        )
+    for line in verdicts:
+        print("target: " + line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
