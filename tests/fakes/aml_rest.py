@@ -120,6 +120,11 @@ class FakeAzureML:
     metrics: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     operations: dict[str, _Operation] = field(default_factory=dict)
     faults: list[_Fault] = field(default_factory=list)
+    deployment_logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # What a scoring request gets: (endpoint, deployment or None, request body) -> answer body.
+    scorer: Callable[[str, str | None, Any], Any] = lambda endpoint, deployment, body: {
+        "output": f"hello from {endpoint}"
+    }
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -404,6 +409,12 @@ class FakeAzureML:
                 self._deployment_delete,
             ),
             (
+                "POST",
+                ws + r"/onlineEndpoints/(?P<endpoint>[^/]+)/deployments/(?P<name>[^/]+)/getLogs",
+                self._deployment_logs,
+            ),
+            ("POST", r"(?P<name>[^./]+)\.[^./]+\.inference\.ml\.azure\.com/score", self._score),
+            (
                 "GET",
                 ws + r"/onlineEndpoints/(?P<name>[^/]+)/providers/Microsoft\.Insights/metrics",
                 self._metrics,
@@ -599,6 +610,12 @@ class FakeAzureML:
             }
         )
         props.setdefault("traffic", {})
+        props.setdefault("authMode", "Key")
+        # The service always answers with its own properties (the SDK iterates them).
+        props["properties"] = {
+            **(props.get("properties") or {}),
+            "azureml.onlineendpointid": f"{self.workspace_id}/onlineendpoints/{name}",
+        }
         return {
             "id": f"{self.workspace_id}/onlineEndpoints/{name}",
             "name": name,
@@ -741,6 +758,24 @@ class FakeAzureML:
         body["properties"]["provisioningState"] = "Deleting"
         op = self._new_operation("deployment-delete", (endpoint, name), lambda: self.deployments.pop((endpoint, name)))
         return 202, None, {"Location": self._operation_url(op, "Result"), "Retry-After": "0"}
+
+    def _deployment_logs(self, r: Recorded, endpoint: str, name: str):
+        if (endpoint, name) not in self.deployments:
+            return _error(404, "UserError", f"Deployment {name} not found on {endpoint}.")
+        return 200, {"content": self.deployment_logs.get((endpoint, name), "")}, {}
+
+    # scoring (the endpoint's data plane, key auth) ----------------------------------------------------------
+    def _score(self, r: Recorded, name: str):
+        keys = self.keys.get(name)
+        if name not in self.endpoints or keys is None:
+            return 404, {"message": "endpoint not found"}, {}
+        auth = {k.lower(): v for k, v in r.headers.items()}.get("authorization", "")
+        if auth not in (f"Bearer {keys['primaryKey']}", f"Bearer {keys['secondaryKey']}"):
+            return 401, {"message": "Unauthorized"}, {}
+        deployment = {k.lower(): v for k, v in r.headers.items()}.get("azureml-model-deployment")
+        if deployment and (name, deployment) not in self.deployments:
+            return 404, {"message": f"deployment {deployment} not found"}, {}
+        return 200, self.scorer(name, deployment, r.body), {}
 
     # metrics (Azure Monitor on the endpoint resource) -------------------------------------------------------
     def _metrics(self, r: Recorded, name: str):

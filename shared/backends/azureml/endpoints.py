@@ -81,10 +81,34 @@ def get_endpoint(clients: AzureMLClients, settings: Settings, name: str) -> Endp
         raise to_backend_error(exc, settings, action=f"read endpoint {name}") from exc
 
 
-def begin_endpoint(clients: AzureMLClients, settings: Settings, name: str, tags: dict[str, str]) -> EndpointInfo:
-    """Create the endpoint (key auth, MANAGED_TAG) if missing; never waits."""
+def build_endpoint(name: str, tags: dict[str, str]) -> Any:
+    """The notebook's ``ManagedOnlineEndpoint(name, auth_mode="key")``, tagged as ours (MANAGED_TAG)."""
     from azure.ai.ml.entities import ManagedOnlineEndpoint
 
+    all_tags = {**{str(k): str(v) for k, v in tags.items()}, MANAGED_TAG: "true"}
+    return ManagedOnlineEndpoint(
+        name=name, description="Fine-tuned chat model served by autotune", auth_mode="key", tags=all_tags
+    )
+
+
+def build_deployment(endpoint: str, deployment: str, model: ModelVersion, instance_type: str, count: int) -> Any:
+    """The notebook's ``ManagedOnlineDeployment``: probe initial_delay 600 s, request timeout 90 s."""
+    from azure.ai.ml.entities import ManagedOnlineDeployment, OnlineRequestSettings, ProbeSettings
+
+    return ManagedOnlineDeployment(
+        name=to_azure(deployment),
+        endpoint_name=endpoint,
+        model=f"azureml:{model.name}:{model.version}",
+        instance_type=instance_type,
+        instance_count=count,
+        liveness_probe=ProbeSettings(initial_delay=LIVENESS_INITIAL_DELAY_S),
+        request_settings=OnlineRequestSettings(request_timeout_ms=REQUEST_TIMEOUT_MS),
+        tags={"model": model.name, "model_version": model.version},
+    )
+
+
+def begin_endpoint(clients: AzureMLClients, settings: Settings, name: str, tags: dict[str, str]) -> EndpointInfo:
+    """Create the endpoint (key auth, MANAGED_TAG) if missing; never waits."""
     existing = get_endpoint(clients, settings, name)
     if existing is not None:
         if not existing.managed:
@@ -94,10 +118,8 @@ def begin_endpoint(clients: AzureMLClients, settings: Settings, name: str, tags:
                 code="endpoint_not_managed",
             )
         return existing
-    all_tags = {**{str(k): str(v) for k, v in tags.items()}, MANAGED_TAG: "true"}
-    endpoint = ManagedOnlineEndpoint(
-        name=name, description="Fine-tuned chat model served by autotune", auth_mode="key", tags=all_tags
-    )
+    endpoint = build_endpoint(name, tags)
+    all_tags = dict(endpoint.tags)
     try:
         clients.workspace.online_endpoints.begin_create_or_update(endpoint)
     except Exception as exc:
@@ -141,8 +163,6 @@ def begin_deployment(
     instance_count: int,
 ) -> Any:
     """Start deployment ``deployment`` of ``model`` on ``endpoint`` as the notebook configures it; never waits."""
-    from azure.ai.ml.entities import ManagedOnlineDeployment, OnlineRequestSettings, ProbeSettings
-
     allow = _allow_list(clients, settings, model)
     if allow and instance_type.lower() not in _lower(allow):
         raise BackendError(
@@ -161,16 +181,7 @@ def begin_deployment(
     if current is not None:
         log.info("deployment %s of %s exists already (%s)", deployment, endpoint, current.provisioning_state)
         return None
-    spec = ManagedOnlineDeployment(
-        name=to_azure(deployment),
-        endpoint_name=endpoint,
-        model=f"azureml:{model.name}:{model.version}",
-        instance_type=instance_type,
-        instance_count=instance_count,
-        liveness_probe=ProbeSettings(initial_delay=LIVENESS_INITIAL_DELAY_S),
-        request_settings=OnlineRequestSettings(request_timeout_ms=REQUEST_TIMEOUT_MS),
-        tags={"model": model.name, "model_version": model.version},
-    )
+    spec = build_deployment(endpoint, deployment, model, instance_type, instance_count)
     try:
         return ws.online_deployments.begin_create_or_update(spec)  # the poller: its error explains a failure
     except Exception as exc:

@@ -132,7 +132,8 @@ def resolve_base_model(clients: AzureMLClients, settings: Settings) -> BaseModel
     except BackendError:
         raise
     except Exception as exc:
-        if is_not_found(exc) or "not found" in str(exc).lower() or "no versions" in str(exc).lower():
+        text = str(exc).lower()
+        if is_not_found(exc) or any(words in text for words in ("not found", "does not exist", "no versions")):
             raise BackendError(
                 f"Base model {name!r} (BASE_MODEL) at version/label {wanted!r} (BASE_MODEL_VERSION) was not found "
                 f"in registry {registry!r}; it may have been archived or retired. {change}",
