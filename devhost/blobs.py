@@ -77,6 +77,11 @@ def parse_blob_path(raw: str, environ: MutableMapping[str, str] | None = None) -
     return BlobPath(container, prefix, re.compile(regex or ".+"))
 
 
+def plain_etag(etag: str) -> str:
+    """An ETag without its quotes: listings give ``0x8D...``, blob properties ``"0x8D..."``."""
+    return str(etag).strip('"')
+
+
 def blob_service(connection: str, environ: MutableMapping[str, str] | None = None) -> Any:
     """A BlobServiceClient for a binding's ``connection`` setting (connection string or identity-based)."""
     from azure.storage.blob import BlobServiceClient
@@ -103,7 +108,7 @@ class Receipts:
         env = os.environ if environ is None else environ
         if not env.get(HOST_STORAGE):
             raise ConfigError(f"{HOST_STORAGE} must be a connection string for devhost's blob receipts")
-        service = TableServiceClient.from_connection_string(env[HOST_STORAGE])
+        service = TableServiceClient.from_connection_string(env[HOST_STORAGE], retry_total=2)
         self._table = service.create_table_if_not_exists(RECEIPTS_TABLE)
 
     @staticmethod
@@ -219,24 +224,46 @@ class BlobTriggers:
                 self.errors[spec.name] = str(exc)
                 log.error("function %s is disabled: %s", spec.name, exc)
 
-    async def start(self) -> None:
-        if not self.triggers:
-            return
-        self._receipts = await asyncio.to_thread(Receipts)
+    def start(self) -> None:
         for trigger in self.triggers.values():
-            rows = await asyncio.to_thread(self._receipts.load, trigger.spec.name)
-            self._seen[trigger.spec.name] = {
-                key: row["BlobETag"] for key, row in rows.items() if row.get("Status") in ("done", "poison")
-            }
             self._tasks.append(asyncio.create_task(self._watch(trigger), name=f"blobs:{trigger.spec.name}"))
 
+    async def _connect(self) -> Receipts | None:
+        """The receipt store, retried until storage answers (the host keeps serving meanwhile)."""
+        delay = 1.0
+        while self._receipts is None and not self._stopping.is_set():
+            try:
+                self._receipts = await asyncio.to_thread(Receipts)
+            except ConfigError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - storage not reachable yet: blob triggers wait for it
+                log.error("blob triggers wait for storage (%s): %s", HOST_STORAGE, type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, 30.0)
+        return self._receipts
+
     async def _watch(self, trigger: BlobTrigger) -> None:
+        try:
+            receipts = await self._connect()
+        except ConfigError as exc:
+            self.errors[trigger.spec.name] = str(exc)
+            log.error("function %s is disabled: %s", trigger.spec.name, exc)
+            return
+        if receipts is None:
+            return
+        rows = await asyncio.to_thread(receipts.load, trigger.spec.name)
+        self._seen[trigger.spec.name] = {
+            key: row["BlobETag"] for key, row in rows.items() if row.get("Status") in ("done", "poison")
+        }
         container = trigger.client.get_container_client(trigger.path.container)
         missing_logged = False
         while not self._stopping.is_set():
             try:
                 blobs = await asyncio.to_thread(
-                    lambda: [(b.name, b.etag) for b in container.list_blobs(name_starts_with=trigger.path.prefix)]
+                    lambda: [
+                        (b.name, plain_etag(b.etag)) for b in container.list_blobs(name_starts_with=trigger.path.prefix)
+                    ]
                 )
                 missing_logged = False
             except Exception as exc:  # noqa: BLE001 - storage down or container missing: keep watching
@@ -261,8 +288,10 @@ class BlobTriggers:
 
         Returns ``done``, ``duplicate``, ``missing``, ``failed`` or ``poison``.
         """
-        assert self._receipts is not None
         name = trigger.spec.name
+        if self._receipts is None:
+            log.error("function %s: blob %s/%s not delivered: storage not reachable yet", name, container, blob)
+            return "failed"
         lock = self._locks.setdefault((name, container, blob), asyncio.Lock())
         async with lock:
             if etag is None:
@@ -300,7 +329,7 @@ class BlobTriggers:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return str(trigger.client.get_blob_client(container, blob).get_blob_properties().etag)
+            return plain_etag(trigger.client.get_blob_client(container, blob).get_blob_properties().etag)
         except ResourceNotFoundError:
             return None
 

@@ -69,7 +69,7 @@ class Host:
         self._runner = web.ServerRunner(server, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
-        await self.blobs.start()
+        self.blobs.start()
         self.timers.start()
         for route in self.router.routes:
             methods = ",".join(sorted(route.methods)) if route.methods else "ALL"

@@ -91,7 +91,9 @@ def test_blob_webhook_delivers_once_with_the_same_receipts(env: dict[str, str], 
         headers = {"aeg-event-type": "Notification"}
         for _ in range(2):  # Event Grid delivers at least once: the second is a duplicate
             assert httpx.post(url, params=params, json=[event], headers=headers).status_code == 202
-        (row,) = wait_for_records(record, "on_blob", name="incoming/hook.jsonl")
+        rows = wait_for_records(record, "on_blob", name="incoming/hook.jsonl")
+        assert len(rows) == 1, host.log()
+        row = rows[0]
         assert row["content"] == "via webhook"
         handshake = json.loads((EVENTS / "subscription-validation.eventgrid.json").read_text())
         response = httpx.post(url, params=params, json=handshake, headers={"aeg-event-type": "SubscriptionValidation"})
