@@ -121,6 +121,9 @@ class FakeAzureML:
     operations: dict[str, _Operation] = field(default_factory=dict)
     faults: list[_Fault] = field(default_factory=list)
     deployment_logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Run history: run id -> (status, error message), and a pipeline's step runs.
+    run_errors: dict[str, tuple[str, str]] = field(default_factory=dict)
+    child_runs: dict[str, list[str]] = field(default_factory=dict)
     # What a scoring request gets: (endpoint, deployment or None, request body) -> answer body.
     scorer: Callable[[str, str | None, Any], Any] = lambda endpoint, deployment, body: {
         "output": f"hello from {endpoint}"
@@ -306,6 +309,15 @@ class FakeAzureML:
     def set_job_status(self, name: str, status: str) -> None:
         self.jobs[name]["properties"]["status"] = status
 
+    def fail_job(self, name: str, message: str, *, step: str = "", step_message: str = "") -> None:
+        """The pipeline failed with ``message``; optionally its step ``step`` failed with ``step_message``."""
+        self.set_job_status(name, "Failed")
+        self.run_errors[name] = ("Failed", message)
+        if step:
+            child = f"{name}-{step}"
+            self.child_runs.setdefault(name, []).append(child)
+            self.run_errors[child] = ("Failed", step_message)
+
     def settle(self) -> None:
         """Finish every pending long-running operation successfully (a deployment takes 10-30 min in Azure)."""
         with self._lock:
@@ -370,7 +382,11 @@ class FakeAzureML:
 
     # ------------------------------------------------------------------------------------------- routes
     def _build_routes(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
-        ws = r"management\.azure\.com/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+"  # noqa: E501
+        ws_path = (
+            r"subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/workspaces/[^/]+"
+        )
+        ws = r"management\.azure\.com/" + ws_path
+        history = r"[^/]+\.api\.azureml\.ms/history/v1\.0/" + ws_path
         reg = r"cert-[^/]+\.experiments\.azureml\.net/mferp/managementfrontend/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/registries/(?P<registry>[^/]+)"  # noqa: E501
         table = [
             ("GET", r"[^/]+/registrymanagement/v1\.0/registries/(?P<name>[^/]+)/discovery", self._discovery),
@@ -379,6 +395,9 @@ class FakeAzureML:
             ("GET", reg + r"/components/(?P<name>[^/]+)/versions", self._registry_list("components")),
             ("GET", reg + r"/components/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", self._registry_get("components")),
             ("GET", ws, self._workspace_get),
+            ("GET", r"[^/]+\.api\.azureml\.ms/discovery", self._workspace_discovery),
+            ("GET", history + r"/runs/(?P<run>[^/]+)/details", self._run_details),
+            ("GET", history + r"/runs/(?P<run>[^/]+)/children", self._run_children),
             ("GET", ws + r"/computes/(?P<name>[^/]+)", self._compute_get),
             (
                 "GET",
@@ -496,6 +515,32 @@ class FakeAzureML:
             },
             {},
         )
+
+    def _workspace_discovery(self, r: Recorded):
+        api = f"https://{self.location}.api.azureml.ms"
+        return 200, {"api": api, "catalog": api, "experimentation": api, "history": api, "modelmanagement": api}, {}
+
+    def _run_body(self, run: str) -> dict[str, Any]:
+        status, message = self.run_errors.get(run, ("Running", ""))
+        body: dict[str, Any] = {
+            "runId": run,
+            "displayName": run.rsplit("-", 1)[-1] if run not in self.jobs else run,
+            "status": status,
+            "runType": "azureml.StepRun" if run not in self.jobs else "azureml.PipelineRun",
+            "properties": {},
+            "tags": {},
+        }
+        if message:
+            body["error"] = {"error": {"code": "UserError", "message": message}}
+        return body
+
+    def _run_details(self, r: Recorded, run: str):
+        if run not in self.jobs and run not in self.run_errors:
+            return _error(404, "RunNotFound", f"run {run} not found")
+        return 200, self._run_body(run), {}
+
+    def _run_children(self, r: Recorded, run: str):
+        return 200, {"value": [self._run_body(child) for child in self.child_runs.get(run, [])], "nextLink": None}, {}
 
     def _compute_get(self, r: Recorded, name: str):
         body = self.computes.get(name)

@@ -164,6 +164,9 @@ def test_job_status_error_and_cancel(fake, backend):
     fake.set_job_status(name, "Failed")
     failed = backend.get_job(name)
     assert failed.state is JobState.FAILED and name in failed.error and "ml.azure.com" in failed.error
+    fake.fail_job(name, "Pipeline has failed child jobs.", step="finetune", step_message="CUDA out of memory")
+    failed = backend.get_job(name)
+    assert failed.error == "step finetune failed: CUDA out of memory (pipeline: Pipeline has failed child jobs.)"
     fake.set_job_status(name, "Running")
     backend.cancel_job(name)
     assert fake.find("POST", f"/jobs/{name}/cancel")

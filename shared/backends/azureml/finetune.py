@@ -465,14 +465,26 @@ def get_job(clients: AzureMLClients, settings: Settings, job_name: str) -> JobSt
 
 
 def _job_error(clients: AzureMLClients, job_name: str) -> str:
-    """The failure message Azure ML recorded for the run (run history), best effort."""
+    """The failure Azure ML recorded (run history): the failed step's message first, it says what went wrong;
+    the pipeline's own message ("some steps failed") otherwise. Best effort: the studio link stands in."""
     try:
-        details = clients.workspace.jobs._runs_operations.get_run_details(job_name)
-        error = getattr(getattr(details, "error", None), "error", None)
-        return str(getattr(error, "message", "") or "")
+        runs = clients.workspace.jobs._runs_operations
+        parent = _run_error(runs, job_name)
+        for child in runs.get_run_children(job_name):
+            if child is not None and job_state(getattr(child, "status", "")) is JobState.FAILED:
+                message = _run_error(runs, str(child.name))
+                if message:
+                    step = getattr(child, "display_name", None) or child.name
+                    return f"step {step} failed: {message}" + (f" (pipeline: {parent})" if parent else "")
+        return parent
     except Exception:  # the studio link stands in when run history cannot be read
         log.debug("no run-history error for job %s", job_name, exc_info=True)
         return ""
+
+
+def _run_error(runs: Any, run_id: str) -> str:
+    error = getattr(getattr(runs.get_run_details(run_id), "error", None), "error", None)
+    return str(getattr(error, "message", "") or "")
 
 
 def cancel_job(clients: AzureMLClients, settings: Settings, job_name: str) -> None:
