@@ -10,7 +10,8 @@ added p99 <= 10 ms, throughput through the gateway >= 50% of direct.
 Needs Azurite (``scripts/azurite.sh start``) for the model's ledger record. Starts the stub endpoint
 (``python -m shared.gateway.stub``) and a devhost running the app with its targets pointed at the stub
 (``tests.integration.gateway_devhost_app``) as subprocesses, and stops them at the end. Also prints the
-gateway's own ``x-autotune-overhead-ms`` so the host's share (HTTP server, request objects) can be told apart.
+gateway's own ``x-autotune-overhead-ms`` and a "host floor" (the devhost answering a request the gateway refuses at
+once: no upstream, no storage), so the host's share (HTTP server, request objects) can be told apart.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ MESSAGES = [{"role": "user", "content": "I am going to Paris, what should I see?
 
 @dataclass
 class Result:
-    name: str
     latencies: list[float]  # seconds
     wall: float
     errors: int
@@ -59,7 +59,9 @@ class Result:
         return len(self.latencies) / self.wall
 
 
-async def load(name: str, url: str, body: bytes, headers: dict[str, str], requests: int, concurrency: int) -> Result:
+async def load(
+    url: str, body: bytes, headers: dict[str, str], requests: int, concurrency: int, expect: int = 200
+) -> Result:
     """``requests`` POSTs, ``concurrency`` in flight at any time, over one pooled client.
 
     The load generator is aiohttp, not httpx: httpx's async pool collapses under concurrency (encode/httpx#3215;
@@ -72,6 +74,7 @@ async def load(name: str, url: str, body: bytes, headers: dict[str, str], reques
     errors = 0
     queue = iter(range(requests))
     connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {**headers, "Content-Type": "application/json"}
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
 
         async def worker() -> None:
@@ -81,7 +84,7 @@ async def load(name: str, url: str, body: bytes, headers: dict[str, str], reques
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()
                     latencies.append(time.perf_counter() - started)
-                    if response.status != 200:
+                    if response.status != expect:
                         errors += 1
                     if "x-autotune-overhead-ms" in response.headers:
                         overheads.append(float(response.headers["x-autotune-overhead-ms"]))
@@ -89,7 +92,7 @@ async def load(name: str, url: str, body: bytes, headers: dict[str, str], reques
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - began
-    return Result(name, latencies, wall, errors, overheads)
+    return Result(latencies, wall, errors, overheads)
 
 
 def start_stub() -> tuple[subprocess.Popen[str], str]:
@@ -109,19 +112,9 @@ def azurite_running() -> bool:
         return sock.connect_ex(("127.0.0.1", 10002)) == 0
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--warmup", type=int, default=300)
-    args = parser.parse_args()
-    if not azurite_running():
-        print("Azurite is not running: start it with scripts/azurite.sh start", file=sys.stderr)
-        return 2
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+def bench_env(folder: Path) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
-    env = {
+    return {
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "LEDGER_TABLE_PREFIX": f"b{suffix}",
         "TRAINING_CONTAINER": f"training-{suffix}",
@@ -133,64 +126,78 @@ def main() -> int:
         "GATEWAY_STUB_TARGET_FILE": str(folder / "target.json"),
         "LOG_LEVEL": "WARNING",
     }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=300)
+    args = parser.parse_args()
+    if not azurite_running():
+        print("Azurite is not running: start it with scripts/azurite.sh start", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()[0]
+    env = bench_env(Path(tempfile.mkdtemp(prefix="bench-gateway-")))
     ledger = Ledger(load_settings(env))
     ledger.upsert(
         ModelRecord(model=MODEL, state="live", desired_version="1", live_version="1", endpoint_name=f"at-{MODEL}")
     )
     stub, stub_url = start_stub()
+    results: dict[tuple[str, int], Result] = {}
     try:
         Path(env["GATEWAY_STUB_TARGET_FILE"]).write_text(json.dumps({"url": stub_url, "key": ENDPOINT_KEY}))
         with DevHostProcess(env={**os.environ, **env}, app="tests.integration.gateway_devhost_app") as host:
-            direct_body = json.dumps(
-                {"input_data": {"input_string": MESSAGES, "parameters": {"max_new_tokens": 16}}}
-            ).encode()
-            gateway_body = json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 16}).encode()
-            direct = ("direct", stub_url, direct_body, {"Authorization": f"Bearer {ENDPOINT_KEY}"})
-            gateway = (
-                "gateway",
-                f"{host.url}/v1/chat/completions",
-                gateway_body,
-                {"Authorization": f"Bearer {GATEWAY_KEY}"},
-            )
-            for name, url, body, headers in (direct, gateway):
-                headers = {**headers, "Content-Type": "application/json"}
-                asyncio.run(load(name, url, body, headers, args.warmup, args.concurrency))
-            results: dict[tuple[str, int], Result] = {}
+            chat_url = f"{host.url}/v1/chat/completions"
+            direct_body = {"input_data": {"input_string": MESSAGES, "parameters": {"max_new_tokens": 16}}}
+            chat_body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16}
+            runs = {
+                "direct": (stub_url, direct_body, ENDPOINT_KEY, 200),
+                "gateway": (chat_url, chat_body, GATEWAY_KEY, 200),
+                "host floor": (chat_url, chat_body, "not-a-key", 401),
+            }
+            for url, body, key, expect in runs.values():
+                auth = {"Authorization": f"Bearer {key}"}
+                asyncio.run(load(url, json.dumps(body).encode(), auth, args.warmup, args.concurrency, expect))
             # One request at a time too: the added latency without queueing, i.e. the per-request cost.
             for concurrency, count in ((args.concurrency, args.requests), (1, max(args.requests // 6, 100))):
-                for name, url, body, headers in (direct, gateway):
-                    headers = {**headers, "Content-Type": "application/json"}
-                    results[name, concurrency] = asyncio.run(load(name, url, body, headers, count, concurrency))
+                for name, (url, body, key, expect) in runs.items():
+                    auth = {"Authorization": f"Bearer {key}"}
+                    run = load(url, json.dumps(body).encode(), auth, count, concurrency, expect)
+                    results[name, concurrency] = asyncio.run(run)
     finally:
         stub.terminate()
         stub.wait(10)
-    report(results, args)
+    report(results, args, load_before)
     return 0 if all(r.errors == 0 for r in results.values()) else 1
 
 
-def report(results: dict[tuple[str, int], Result], args: argparse.Namespace) -> None:
-    print(
-        f"cores: {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f} (stub, devhost and client share them)"
-    )
-    print(f"{'':16}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}{'errors':>7}{'in-gateway p50/p99 ms':>23}")
+def report(results: dict[tuple[str, int], Result], args: argparse.Namespace, load_before: float) -> None:
+    print(f"cores: {os.cpu_count()}, load average before: {load_before:.2f} (stub, devhost and client share them)")
+    print(f"{'':18}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}{'errors':>7}{'in-gateway p50/p99 ms':>23}")
     for (name, concurrency), r in results.items():
         inside = sorted(r.overheads)
         own = f"{inside[len(inside) // 2]:.2f} / {inside[int(0.99 * (len(inside) - 1))]:.2f}" if inside else "-"
         label = f"{name} c={concurrency}"
-        print(f"{label:16}{len(r.latencies):9d}{r.pct(0.5):9.2f}{r.pct(0.99):9.2f}{r.rps:8.0f}{r.errors:7d}{own:>23}")
-    direct, gateway = results["direct", args.concurrency], results["gateway", args.concurrency]
+        print(f"{label:18}{len(r.latencies):9d}{r.pct(0.5):9.2f}{r.pct(0.99):9.2f}{r.rps:8.0f}{r.errors:7d}{own:>23}")
+    c = args.concurrency
+    direct, gateway = results["direct", c], results["gateway", c]
     added50, added99 = gateway.pct(0.5) - direct.pct(0.5), gateway.pct(0.99) - direct.pct(0.99)
     ratio = gateway.rps / direct.rps
-    single = results["gateway", 1].pct(0.5) - results["direct", 1].pct(0.5)
 
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
-    print(f"at concurrency {args.concurrency}:")
+    print(f"at concurrency {c}:")
     print(f"  added latency p50: {added50:.2f} ms (target <= 2 ms: {verdict(added50 <= 2)})")
     print(f"  added latency p99: {added99:.2f} ms (target <= 10 ms: {verdict(added99 <= 10)})")
     print(f"  throughput ratio gateway/direct: {ratio:.2f} (target >= 0.50: {verdict(ratio >= 0.5)})")
-    print(f"one request at a time: added latency p50 {single:.2f} ms")
+    print(f"  host floor / direct throughput: {results['host floor', c].rps / direct.rps:.2f}")
+    single = results["gateway", 1].pct(0.5) - results["direct", 1].pct(0.5)
+    floor = results["host floor", 1].pct(0.5) - results["direct", 1].pct(0.5)
+    print(
+        f"one request at a time: added latency p50 {single:.2f} ms (host floor alone: {floor:.2f} ms more than direct)"
+    )
 
 
 if __name__ == "__main__":
