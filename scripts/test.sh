@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
+scripts/infra-check.sh
 scripts/azurite.sh start --fresh
 trap 'scripts/azurite.sh stop' EXIT
 set +e

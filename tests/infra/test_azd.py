@@ -1,0 +1,138 @@
+"""azd wiring: azure.yaml, the parameters file (nothing secret in it), and the postdeploy Event Grid hook."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.infra.test_bicep import INFRA, ROOT, parse
+
+HOOK = INFRA / "hooks" / "postdeploy.sh"
+
+
+def test_azure_yaml_deploys_this_folder_as_a_python_function_app() -> None:
+    config = yaml.safe_load((ROOT / "azure.yaml").read_text())
+    [(name, service)] = config["services"].items()
+    assert service == {"project": ".", "language": "python", "host": "function"}
+    assert (ROOT / service["project"] / "function_app.py").is_file()
+    assert config["infra"]["path"] == "infra" and (INFRA / f"{config['infra']['module']}.bicep").is_file()
+    # The Function App carries the tag azd uses to find where to deploy this service.
+    assert f"param serviceName string = '{name}'" in (INFRA / "modules" / "functionapp.bicep").read_text()
+    hook = config["hooks"]["postdeploy"]
+    assert (ROOT / hook["run"]).resolve() == HOOK and hook["continueOnError"] is False
+
+
+def test_parameters_file_holds_only_azd_references() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = parse(INFRA / "main.bicep")["parameters"]
+    for name, entry in parameters.items():
+        assert name in declared, f"main.parameters.json sets {name}, which main.bicep does not declare"
+        assert re.fullmatch(r"\$\{[A-Z_]+(=[^}]*)?\}", entry["value"]), f"{name}: a literal value; use ${{AZD_VAR}}"
+    secure = [name for name, p in declared.items() if any(d["type"] == "secure" for d in p["decorators"])]
+    assert secure == ["gatewayApiKeys"]
+    assert not set(secure) & set(parameters), "secure parameters never go in the parameters file"
+    [metadata] = [d for d in declared["gatewayApiKeys"]["decorators"] if d["type"] == "metadata"]
+    assert metadata["argument"]["azd"]["type"] == "generate"
+
+
+def test_every_required_parameter_is_supplied() -> None:
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    declared = parse(INFRA / "main.bicep")["parameters"]
+    generated = {"gatewayApiKeys"}
+    for name, param in declared.items():
+        if param.get("default") is None and name not in generated:
+            assert name in parameters, f"main.bicep parameter {name} has no default and no value in the file"
+
+
+def test_hook_script_is_executable_and_valid_bash() -> None:
+    assert os.access(HOOK, os.X_OK)
+    subprocess.run(["bash", "-n", str(HOOK)], check=True)
+    if shutil.which("shellcheck"):
+        subprocess.run(["shellcheck", "-S", "warning", str(HOOK)], check=True)
+
+
+def test_hook_deploys_the_subscriptions_with_every_name_it_needs() -> None:
+    script = HOOK.read_text()
+    assert "infra/hooks/eventgrid.bicep" in script
+    outputs = set(parse(INFRA / "main.bicep")["outputs"])
+    needed = set(re.findall(r'"\$([A-Z][A-Z_]+)"', script)) - {"AZURE_SUBSCRIPTION_ID"}
+    assert needed and needed <= outputs, f"the hook reads {sorted(needed - outputs)}, which main.bicep never outputs"
+    hook_params = parse(INFRA / "hooks" / "eventgrid.bicep")["parameters"]
+    passed = set(re.findall(r"^\s+(\w+)=", script, re.M))
+    required = {name for name, p in hook_params.items() if p.get("default") is None}
+    assert required <= passed, f"eventgrid.bicep parameters not passed by the hook: {sorted(required - passed)}"
+    # It waits for the system keys to exist and never reads them: the Bicep does, with listKeys().
+    commands = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    assert "keys list" in commands and "!= null" in commands
+    assert "listKeys" not in commands and "systemKeys" not in commands.replace(
+        "systemKeys.blobs_extension != null", ""
+    ).replace("systemKeys.eventgrid_extension != null", "")
+
+
+def test_hook_fails_clearly_without_the_azure_cli(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no az, no azd
+    result = subprocess.run(["/bin/bash", str(HOOK)], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "Azure CLI (az) is required" in result.stderr
+
+
+def _subscription(path: Path, name: str) -> dict:
+    [subscription] = [
+        body["config"]["properties"]
+        for key, body in parse(path)["resources"].items()
+        if body["type"] == "Microsoft.EventGrid/systemTopics/eventSubscriptions" and body["config"]["name"] == name
+    ]
+    return subscription
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [(INFRA / "hooks" / "eventgrid.bicep", "ingest-blob"), (INFRA / "hooks" / "eventgrid-ml.bicep", "ml-job-events")],
+)
+def test_subscriptions_retry_and_dead_letter(path: Path, name: str) -> None:
+    subscription = _subscription(path, name)
+    assert subscription["retryPolicy"]["eventTimeToLiveInMinutes"]
+    assert subscription["retryPolicy"]["maxDeliveryAttempts"]
+    dead_letter = subscription["deadLetterWithResourceIdentity"]
+    assert dead_letter["identity"] == {"type": "SystemAssigned"}
+    assert dead_letter["deadLetterDestination"]["endpointType"] == "StorageBlob"
+    assert subscription["destination"]["endpointType"] == "WebHook"
+
+
+def test_blob_created_goes_to_ingest_blob_for_jsonl_under_incoming_only() -> None:
+    subscription = _subscription(INFRA / "hooks" / "eventgrid.bicep", "ingest-blob")
+    url = subscription["destination"]["properties"]["endpointUrl"]
+    assert "/runtime/webhooks/blobs?functionName=Host.Functions.ingest_blob&code=" in url
+    event_filter = subscription["filter"]
+    assert event_filter["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+    assert (
+        event_filter["subjectBeginsWith"] == "/blobServices/default/containers/${trainingContainerName}/blobs/incoming/"
+    )
+    assert event_filter["advancedFilters"] == [
+        {"operatorType": "StringEndsWith", "key": "subject", "values": [".jsonl", ".jsonl.gz"]}
+    ]
+
+
+def test_ml_job_events_go_to_on_ml_job_event() -> None:
+    text = (INFRA / "hooks" / "eventgrid.bicep").read_text()
+    assert "/runtime/webhooks/eventgrid?functionName=on_ml_job_event&code=" in text
+    subscription = _subscription(INFRA / "hooks" / "eventgrid-ml.bicep", "ml-job-events")
+    assert subscription["filter"]["includedEventTypes"] == [
+        "Microsoft.MachineLearningServices.RunCompleted",
+        "Microsoft.MachineLearningServices.RunStatusChanged",
+    ]
+    endpoint = parse(INFRA / "hooks" / "eventgrid-ml.bicep")["parameters"]["endpointUrl"]
+    assert any(d["type"] == "secure" for d in endpoint["decorators"]), "the URL carries a key: keep it @secure"
+
+
+def test_topic_identities_may_write_dead_letters() -> None:
+    main = parse(INFRA / "main.bicep")
+    principals = json.dumps(main["modules"]["roles"]["config"]["params"]["topicPrincipalIds"])
+    assert "systemTopicPrincipalId" in principals and principals.count("systemTopicPrincipalId") == 2
