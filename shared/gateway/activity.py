@@ -38,6 +38,19 @@ def ledger_writer(ledger: Ledger) -> Callable[[str, str], None]:
     return write
 
 
+_executor: ThreadPoolExecutor | None = None
+_executor_guard = threading.Lock()
+
+
+def _shared_executor() -> ThreadPoolExecutor:
+    """One writer thread per process, whatever the number of recorders (tests build many): writes stay in order."""
+    global _executor
+    with _executor_guard:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-activity")
+        return _executor
+
+
 class ActivityRecorder:
     """Records requests per model; ``touch`` is O(1) and schedules at most one write per model per interval."""
 
@@ -53,7 +66,7 @@ class ActivityRecorder:
         self._clock = clock
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
-        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-activity")
+        self._executor = executor or _shared_executor()
 
     def touch(self, model: str) -> bool:
         """Note a request for ``model`` now; True when this call scheduled a ledger write."""

@@ -24,7 +24,7 @@ from shared.gateway.activity import ActivityRecorder, ledger_writer
 from shared.gateway.auth import check_api_key
 from shared.gateway.errors import GatewayError, bad_request
 from shared.gateway.targets import Route, TargetCache
-from shared.ledger import Ledger, ModelRecord
+from shared.ledger import ConflictError, Ledger, ModelRecord
 from shared.models import request_wake
 from shared.settings import Settings, get_settings
 from shared.timeutil import parse_iso
@@ -255,7 +255,10 @@ class Gateway:
                     f"wake it with POST /api/models/{model}/wake",
                     code="model_sleeping",
                 )
-            woke = await asyncio.to_thread(request_wake, self.ledger, model, "gateway request", self.settings)
+            try:
+                woke = await asyncio.to_thread(request_wake, self.ledger, model, "gateway request", self.settings)
+            except ConflictError:  # many requests raced to wake it; one of them did
+                woke = False
             self.targets.invalidate(model)
             log.info("model %s asleep: %s", model, "wake requested" if woke else "already waking")
             raise GatewayError(

@@ -32,7 +32,7 @@ __all__ = ["UpstreamResult", "UpstreamTimeout", "UpstreamUnavailable", "aclose_c
 
 # The endpoint names the deployment that answered in this response header (Azure ML and the local backend).
 DEPLOYMENT_HEADER = "azureml-model-deployment"
-_KEPT_HEADERS = ("content-type", DEPLOYMENT_HEADER, "retry-after", "x-ms-request-id", "x-request-id")
+_KEPT_HEADERS = ("content-type", DEPLOYMENT_HEADER, "retry-after")
 
 
 class UpstreamUnavailable(Exception):
