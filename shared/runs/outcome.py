@@ -120,7 +120,7 @@ def _register_locked(ctx: RunContext, run: RunRecord) -> str:
         f"models/{run.model}/runs/{run.run_id}",
         {**run_ids(run), "registered_model": version.name, "version": str(version.version), "metrics": metrics},
     )
-    return offer_version(ctx, run)
+    return "superseded" if offer_version(ctx, run) == "superseded" else "registered"
 
 
 def lineage_tags(run: RunRecord, metrics: dict[str, Any]) -> dict[str, str]:
