@@ -530,6 +530,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raw = source.get(spec.env)
         if raw is None or (raw.strip() == "" and spec.default not in (None, "")):
             raw = spec.default if spec.default is not None else ""
+        if raw.lstrip().startswith("@Microsoft.KeyVault("):
+            # App Service passes an unresolvable reference through verbatim: never use it as a value (an API
+            # key equal to the reference text would be guessable). Fail closed, naming the setting.
+            problems.append(
+                f"{spec.env} is an unresolved Key Vault reference: give the app identity 'Key Vault Secrets User' "
+                "on the secret (infra/modules/roles.bicep) and check keyVaultReferenceIdentity, then restart"
+            )
+            continue
         try:
             value = spec.parse(raw)
         except (ValueError, json.JSONDecodeError) as exc:

@@ -106,3 +106,14 @@ def test_settings_table_lists_every_setting_once() -> None:
     assert [row.split("`")[1] for row in rows] == [spec.env for spec in SPEC]
     assert "Azure: set by `azd up`" in table
     assert "AUTOTUNE_BASE_MODEL" in table  # optional settings name the azd env variable that sets them
+
+
+def test_an_unresolved_key_vault_reference_fails_closed() -> None:
+    # If the identity cannot read the secret, App Service hands the reference text itself to the app.
+    from shared.settings import SettingsError, load_settings
+
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv-abc.vault.azure.net/secrets/gateway-api-keys)"
+    with pytest.raises(SettingsError) as err:
+        load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "GATEWAY_API_KEYS": reference})
+    assert "GATEWAY_API_KEYS is an unresolved Key Vault reference" in str(err.value)
+    assert reference not in str(err.value)
