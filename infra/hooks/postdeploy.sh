@@ -6,8 +6,10 @@
 # them only once it runs the code. This script waits for both keys to exist (it never prints or stores
 # them), then deploys infra/hooks/eventgrid.bicep, which reads the keys itself with listKeys().
 # Idempotent: safe to re-run by hand (`infra/hooks/postdeploy.sh`) after fixing whatever made it fail.
+# azd runs hooks with `sh`; the rest of this script is bash.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "${BASH_SOURCE[0]%/*}/../.."
 
 fail() { echo "postdeploy: $*" >&2; exit 1; }
 

@@ -76,10 +76,16 @@ def test_hook_deploys_the_subscriptions_with_every_name_it_needs() -> None:
     ).replace("systemKeys.eventgrid_extension != null", "")
 
 
-def test_hook_fails_clearly_without_the_azure_cli(tmp_path: Path) -> None:
-    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # no az, no azd
-    result = subprocess.run(["/bin/bash", str(HOOK)], env=env, capture_output=True, text=True, timeout=30)
-    assert result.returncode == 1
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_hook_fails_clearly_without_the_azure_cli(tmp_path: Path, shell: str) -> None:
+    # azd starts hooks with `sh`: the script must hand itself to bash, then stop on the missing az CLI.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sh", "bash"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or f"/bin/{tool}")
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}  # no az, no azd
+    result = subprocess.run([shell, str(HOOK)], env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
     assert "Azure CLI (az) is required" in result.stderr
 
 
