@@ -44,22 +44,17 @@ class FunctionSpec:
     bindings: list[dict[str, Any]]
     func: Callable[..., Any]
     annotations: dict[str, Any] = field(default_factory=dict)
+    # Worked out once here, not per invocation: each HTTP request pays for what happens in ``invoke``.
+    trigger_type: str = field(init=False)
+    arg_name: str = field(init=False)
+    is_async: bool = field(init=False)
+    wants_context: bool = field(init=False)
 
-    @property
-    def trigger_type(self) -> str:
-        return str(self.trigger.get("type", ""))
-
-    @property
-    def arg_name(self) -> str:
-        return str(self.trigger["name"])
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
-
-    @property
-    def wants_context(self) -> bool:
-        return "context" in inspect.signature(self.func).parameters
+    def __post_init__(self) -> None:
+        self.trigger_type = str(self.trigger.get("type", ""))
+        self.arg_name = str(self.trigger["name"])
+        self.is_async = inspect.iscoroutinefunction(self.func)
+        self.wants_context = "context" in inspect.signature(self.func).parameters
 
     def arg_type(self, name: str | None = None) -> Any:
         """The annotation of a parameter (the trigger's by default), resolved like the worker resolves it."""

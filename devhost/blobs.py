@@ -268,7 +268,13 @@ class BlobTriggers:
                 missing_logged = False
             except Exception as exc:  # noqa: BLE001 - storage down or container missing: keep watching
                 if not missing_logged:
-                    log.info("watching %s for %s: %s", trigger.path.container, trigger.spec.name, type(exc).__name__)
+                    problem = "not found yet" if type(exc).__name__ == "ResourceNotFoundError" else type(exc).__name__
+                    log.info(
+                        "function %s: container %s %s; still watching",
+                        trigger.spec.name,
+                        trigger.path.container,
+                        problem,
+                    )
                     missing_logged = True
                 blobs = []
             seen = self._seen[trigger.spec.name]
