@@ -59,7 +59,7 @@ param trainingContainerName string = 'training'
 })
 param gatewayApiKeys string
 
-@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): may upload training data. Empty: no user role.')
+@description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID): may upload training data and read the gateway keys. Empty: no user role.')
 param principalId string = ''
 
 // Optional app settings; empty leaves the setting out so the app's default (shared/settings.py) applies.

@@ -14,7 +14,7 @@ param workspacePrincipalId string
 param computePrincipalId string = ''
 @description('System identities of the Event Grid system topics: they write dead-lettered events.')
 param topicPrincipalIds array
-@description('Optional: the deploying user, so they can upload training data with `az storage blob upload --auth-mode login`.')
+@description('Optional: the deploying user: uploads training data (az storage blob upload --auth-mode login) and reads the gateway keys.')
 param userPrincipalId string = ''
 
 var roles = {
@@ -156,6 +156,16 @@ resource userTrainingContributor 'Microsoft.Authorization/roleAssignments@2022-0
   scope: trainingContainer
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: userPrincipalId
+  }
+}
+
+// The deploying user reads the gateway API keys to hand them to clients (this one secret only).
+resource userSecretReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(userPrincipalId)) {
+  name: guid(gatewayKeysSecret.id, userPrincipalId, roles.keyVaultSecretsUser)
+  scope: gatewayKeysSecret
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
     principalId: userPrincipalId
   }
 }
