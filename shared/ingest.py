@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shared.ledger import AlreadyExistsError, ConflictError, DatasetRecord, Ledger
-from shared.names import InvalidNameError, validate_model_name
+from shared.names import InvalidNameError, run_id_for, validate_model_name
 from shared.timeutil import iso, parse_iso, utcnow
 
 if TYPE_CHECKING:
@@ -255,6 +255,8 @@ def _finish(ledger: Ledger, record: DatasetRecord, state: str, report: dict[str,
         current.state = state
         current.report = ledger_report(report) if report else current.report
         current.error = error
+        if state == "prepared":  # the run's id is known now (one run per dataset); it is created right after
+            current.run_id = run_id_for(current.model, current.dataset_id)
         current.updated_at = iso()
         return current
 
