@@ -37,11 +37,12 @@ def read_chunks(client: BlobClient, etag: str | None = None, chunk_size: int = R
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError
 
-    properties = client.get_blob_properties(etag=etag, match_condition=MatchConditions.IfNotModified) if etag else None
-    if properties is None:
-        properties = client.get_blob_properties()
-    etag = properties.etag
-    size = properties.size
+    pinned = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
+    try:
+        properties = client.get_blob_properties(**pinned)
+    except ResourceModifiedError as exc:
+        raise BlobChangedError(f"{client.blob_name} changed before it was read") from exc
+    etag, size = properties.etag, properties.size
     offset = 0
     while offset < size:
         length = min(chunk_size, size - offset)

@@ -133,11 +133,17 @@ def prepare_dataset_blob(
     ledger: Ledger,
 ) -> IngestResult:
     """Pass 1 hashes the upload (its id); pass 2, unless the ledger already knows it, prepares it."""
+    from azure.core.exceptions import ResourceNotFoundError
+
     from shared.blobstream import read_chunks
     from shared.chatdata import content_id
 
     source = f"{client.container_name}/{client.blob_name}"
-    etag = client.get_blob_properties().etag
+    try:
+        etag = client.get_blob_properties().etag
+    except ResourceNotFoundError:  # deleted since the event was sent: nothing to prepare, nothing to retry
+        log.warning("ingest: %s no longer exists", source, extra={"model": model, "blob": client.blob_name})
+        return IngestResult("ignored", model, message=f"{source} no longer exists")
     dataset_id = content_id(read_chunks(client, etag)).dataset_id
     ids = {"model": model, "dataset_id": dataset_id, "blob": client.blob_name}
     record = _claim(ledger, model, dataset_id, source)

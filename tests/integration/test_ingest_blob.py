@@ -125,6 +125,9 @@ def test_ignored_blobs_create_nothing(container, ledger):
     for name in (f"incoming/{MODEL}/finetune.json", "incoming/Support_Bot/data.jsonl", "incoming/loose.jsonl"):
         result = ingest_blob(put(container, name, jsonl(chat_rows(20))))
         assert result.action == "ignored" and result.message
+    gone = put(container, f"incoming/{MODEL}/deleted.jsonl", jsonl(chat_rows(20)))
+    gone.delete_blob()  # deleted before the (late) event was handled
+    assert ingest_blob(gone).message.endswith("no longer exists")
     assert ledger.query_eq(DatasetRecord, PartitionKey=MODEL) == []
 
 
