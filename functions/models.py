@@ -21,14 +21,16 @@ def _unknown(model: str) -> func.HttpResponse:
     return error_response(404, "model_not_found", f"model {model!r} is not known (GET /api/models lists them)")
 
 
-def _invalid(model: str) -> func.HttpResponse | None:
+def _model(req: func.HttpRequest) -> tuple[str, func.HttpResponse | None]:
+    """The route's model name, or the 400 that says why it is not a valid one."""
     from shared.names import InvalidNameError, validate_model_name
 
+    model = req.route_params.get("model", "")
     try:
         validate_model_name(model)
     except InvalidNameError as exc:
-        return error_response(400, "invalid_model_name", str(exc))
-    return None
+        return model, error_response(400, "invalid_model_name", str(exc))
+    return model, None
 
 
 @bp.route(route="api/models", methods=["GET"])
@@ -44,8 +46,7 @@ def models_list(req: func.HttpRequest) -> func.HttpResponse:
 def models_get(req: func.HttpRequest) -> func.HttpResponse:
     from shared.models import get_model_view
 
-    model = req.route_params.get("model", "")
-    invalid = _invalid(model)
+    model, invalid = _model(req)
     if invalid:
         return invalid
     settings, ledger = _context()
@@ -56,32 +57,28 @@ def models_get(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="api/models/{model}/wake", methods=["POST"])
 def models_wake(req: func.HttpRequest) -> func.HttpResponse:
     """Wake a sleeping model: 202 while the reconciler redeploys it; 200 when there is nothing to wake."""
-    from shared.ledger import ModelRecord
     from shared.models import get_model_view, request_wake
 
-    model = req.route_params.get("model", "")
-    invalid = _invalid(model)
+    model, invalid = _model(req)
     if invalid:
         return invalid
     settings, ledger = _context()
-    record = ledger.get(ModelRecord, "models", model)
-    if record is None:
-        return _unknown(model)
     woke = request_wake(ledger, model, reason="POST /api/models/{model}/wake", settings=settings)
-    view = get_model_view(ledger, settings, model) or {}
+    view = get_model_view(ledger, settings, model)
+    if view is None:
+        return _unknown(model)
     if woke:
         message = "waking: the reconciler redeploys the desired version; requests answer 503 until it is live"
         return json_response({**view, "message": message}, 202, headers={"Location": f"/api/models/{model}"})
-    if view.get("state") == "sleeping":
+    if view["state"] == "sleeping":
         return error_response(409, "nothing_to_deploy", f"model {model!r} is sleeping but has no version to deploy")
-    return json_response({**view, "message": f"model {model!r} is {view.get('state')}, not sleeping: nothing to wake"})
+    return json_response({**view, "message": f"model {model!r} is {view['state']}, not sleeping: nothing to wake"})
 
 
 def _pin(req: func.HttpRequest, pinned: bool) -> func.HttpResponse:
     from shared.models import get_model_view, set_pinned
 
-    model = req.route_params.get("model", "")
-    invalid = _invalid(model)
+    model, invalid = _model(req)
     if invalid:
         return invalid
     settings, ledger = _context()
