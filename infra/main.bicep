@@ -27,6 +27,9 @@ param mlWorkspaceName string = ''
 @description('Resource group of the existing workspace (same subscription); empty means the app resource group.')
 param mlWorkspaceResourceGroupName string = ''
 
+@description('Event Grid system topic of the workspace. A resource has at most one system topic: when an existing workspace already has one (in its resource group), name it here and it is reused.')
+param mlSystemTopicName string = ''
+
 @description('Create (or update) the GPU compute cluster in the workspace. Set false to use a cluster you manage, or computeClusterName=serverless.')
 param createComputeCluster bool = true
 
@@ -167,7 +170,7 @@ module mlWiring 'modules/ml-wiring.bicep' = {
     computeClusterName: computeClusterName
     computeVmSize: computeVmSize
     computeMaxNodes: computeMaxNodes
-    systemTopicName: 'evgt-ml-${resourceToken}'
+    systemTopicName: !empty(mlSystemTopicName) ? mlSystemTopicName : 'evgt-ml-${resourceToken}'
   }
 }
 
