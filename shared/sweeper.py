@@ -148,7 +148,7 @@ def decide(obs: Observation, policy: Policy, now: datetime) -> Decision:
         return keep(f"endpoint activity unknown ({obs.endpoint_activity_error})")
     activity = activity_for(record, obs.gateway_last_request, obs.endpoint_last_request)
     idle_at = activity.idle_at(policy.idle_minutes)
-    if idle_at is None or activity.idle_since is None:  # pragma: no cover - deployed always has a fallback
+    if idle_at is None or activity.idle_since is None:  # only a record with neither deployment nor update time
         return keep("no activity or deployment time known")
     idle_minutes = _minutes((now - activity.idle_since).total_seconds())
     if now < idle_at:
@@ -156,9 +156,7 @@ def decide(obs: Observation, policy: Policy, now: datetime) -> Decision:
             source = "via the gateway" if activity.last_request == activity.gateway else "at the endpoint"
             return keep(f"active: last request {iso(activity.last_request)} {source} ({idle_minutes} min ago)")
         return keep(f"recently deployed at {iso(activity.idle_since)} ({idle_minutes} min ago)")
-    if activity.last_request is None:
-        detail = f"no requests since deployment at {iso(activity.idle_since)}"
-    elif activity.last_request >= activity.idle_since:
+    if activity.last_request is not None and activity.last_request >= activity.idle_since:
         detail = f"no requests since {iso(activity.last_request)}"
     else:
         detail = f"no requests since deployment at {iso(activity.idle_since)}"

@@ -202,3 +202,8 @@ def test_sleeping_model_whose_endpoint_survived_is_deleted_again():
     decision = decide(obs, policy(), NOW)
     assert decision.action == SLEEP
     assert "still exists" in decision.reason
+
+
+def test_a_record_with_no_time_at_all_is_kept():
+    decision = decide(observation(deployed="", updated_at="", gateway=None), policy(), NOW)
+    assert decision.action == KEEP and "no activity or deployment time" in decision.reason
