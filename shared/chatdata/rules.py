@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from shared.chatdata.reader import UTF8_BOM
+
 # -- reason codes (per line) --------------------------------------------------------------------------------
 INVALID_UTF8 = "invalid_utf8"
 INVALID_JSON = "invalid_json"
@@ -109,6 +111,8 @@ def decode_line(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
+        if raw.startswith(UTF8_BOM):  # a BOM inside the file: files concatenated with ``cat``
+            return decode_line(raw[len(UTF8_BOM) :])
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError as bad:

@@ -56,6 +56,12 @@ def test_any_chunking_gives_the_same_result(size):
     assert gz.raw == whole.raw
 
 
+def test_files_concatenated_with_their_boms_are_read_whole():
+    first, second = jsonl(*many(5, "a")), jsonl(*many(5, "b"))
+    result = run(b"\xef\xbb\xbf" + first + b"\xef\xbb\xbf" + second)
+    assert result.report["total_lines"] == 10 and result.report["rejected"] == 0
+
+
 def test_multi_member_gzip_and_a_last_line_without_newline():
     first, second = jsonl(*many(5, "a")), jsonl(*many(5, "b"))[:-1]
     result = run(gzip.compress(first) + gzip.compress(second))
