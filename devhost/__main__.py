@@ -110,7 +110,7 @@ async def serve(host: Host, sock: socket.socket, grace: float) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, request_stop, sig.name)
-    await host.start(sock)
+    await host.start(sock, grace)
     port = sock.getsockname()[1]
     print(f"devhost listening on http://127.0.0.1:{port}", flush=True)
     await stopping.wait()

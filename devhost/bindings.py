@@ -159,12 +159,17 @@ class Invoker:
         self._in_flight[invocation_id] = spec.name
         self._idle.clear()
         started = time.perf_counter()
+        in_thread = False
         try:
             if spec.is_async:
                 result = await spec.func(**arguments)
             else:
+                future = self._executor.submit(spec.func, **arguments)
+                in_thread = True
+                # The thread outlives a cancelled await: it stays in flight until it really returns.
                 loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self._executor, lambda: spec.func(**arguments))
+                future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._finished, invocation_id))
+                result = await asyncio.wrap_future(future)
         except BaseException as exc:
             ms = (time.perf_counter() - started) * 1000
             if isinstance(exc, asyncio.CancelledError):
@@ -180,9 +185,8 @@ class Invoker:
             )
             raise InvocationFailed(f"{spec.name} failed: {type(exc).__name__}: {exc}") from exc
         finally:
-            del self._in_flight[invocation_id]
-            if not self._in_flight:
-                self._idle.set()
+            if not in_thread:
+                self._finished(invocation_id)
         ms = (time.perf_counter() - started) * 1000
         log.info(
             "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%.0fms, Reason=%s)",
@@ -192,6 +196,11 @@ class Invoker:
             reason,
         )
         return result
+
+    def _finished(self, invocation_id: str) -> None:
+        self._in_flight.pop(invocation_id, None)
+        if not self._in_flight:
+            self._idle.set()
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for running invocations; True when none is left."""

@@ -64,9 +64,10 @@ class Host:
         self._runner: web.ServerRunner | None = None
         self._started = time.monotonic()
 
-    async def start(self, sock: socket.socket) -> None:
+    async def start(self, sock: socket.socket, grace: float = 10.0) -> None:
+        """Serve on ``sock`` and start timers and watchers; ``grace`` bounds how long ``stop`` waits for requests."""
         server = web.Server(self.handle, access_log=None)
-        self._runner = web.ServerRunner(server, handle_signals=False)
+        self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=grace)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         self.blobs.start()
@@ -79,19 +80,18 @@ class Host:
                 log.info("  %s: %s", spec.name, spec.trigger_type)
 
     async def stop(self, grace: float) -> bool:
-        """Stop taking requests, stop timers and watchers, let invocations finish for up to ``grace`` seconds.
+        """Stop taking requests, timers and watchers; give running invocations up to ``grace`` seconds, all at once.
 
         Returns False when invocations were still running at the end.
         """
+        deadline = time.monotonic() + grace
+        stopping = [self.timers.stop(grace), self.blobs.stop(grace)]
         if self._runner is not None:
-            await self._runner.shutdown()
-        await self.timers.stop(grace)
-        await self.blobs.stop(grace)
+            stopping.append(self._runner.cleanup())  # closes the socket, then waits for open requests
         if self._background:
-            await asyncio.wait(self._background, timeout=grace)
-        drained = await self.invoker.drain(grace)
-        if self._runner is not None:
-            await self._runner.cleanup()
+            stopping.append(asyncio.wait(self._background, timeout=grace))
+        await asyncio.gather(*stopping)
+        drained = await self.invoker.drain(max(0.1, deadline - time.monotonic()))
         if not drained:
             log.warning("still running after %.0fs: %s", grace, ", ".join(self.invoker.in_flight.values()))
         self.invoker.close()

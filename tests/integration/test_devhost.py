@@ -199,7 +199,7 @@ def test_eventgrid_unknown_function_is_404(client: httpx.Client) -> None:
 def test_admin_host_status(client: httpx.Client) -> None:
     status = client.get("/admin/host/status").json()
     assert status["state"] == "Running"
-    expected = {"item_part", "special_part", "async_route", "fail", "spawn", "on_event", "on_blob", "on_stream"}
+    expected = {"item_part", "special_part", "async_route", "slow", "fail", "spawn", "on_event", "on_blob", "on_stream"}
     assert expected | {"tick", "yearly"} == set(status["functions"])
     # An annotation that only exists under TYPE_CHECKING does not resolve: the worker cannot load it either.
     assert "cannot load the unloadable function" in status["errors"]["unloadable"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -142,3 +143,30 @@ def test_shutdown_runs_atexit_and_leaves_no_child_process(env: dict[str, str], s
         assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
     assert f"{sig.name}: shutting down" in host.log()
     assert "ending 1 process(es) the app left running" in host.log()  # the leaked one, ended by the host
+
+
+def test_shutdown_lets_a_running_request_finish(env: dict[str, str]) -> None:
+    record = Path(env["DEVHOST_TEST_RECORD"])
+    host = fast_host(env).start()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.get, f"{host.url}/api/slow", params={"seconds": "1.5"}, timeout=30)
+        wait_for_records(record, "slow", phase="start")
+        code = host.stop(signal.SIGTERM)
+        assert pending.result().text == "slept 1.5"
+    assert code == 0, host.log()[-3000:]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{host.url}/api/async")
+
+
+def test_shutdown_does_not_wait_forever_for_a_hung_invocation(env: dict[str, str]) -> None:
+    record = Path(env["DEVHOST_TEST_RECORD"])
+    host = DevHostProcess(FIXTURE_APP, env=env, args=["--grace-seconds", "0.5"]).start()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(httpx.get, f"{host.url}/api/slow", params={"seconds": "60"}, timeout=60)
+        wait_for_records(record, "slow", phase="start")
+        started = time.monotonic()
+        code = host.stop(signal.SIGTERM)
+    assert code == 1  # invocations were cut off: say so
+    assert time.monotonic() - started < 20
+    assert "still running after" in host.log()
+    assert len(read_records(record, "atexit")) == 1  # the app's atexit hooks ran all the same
