@@ -118,7 +118,7 @@ def _where(spec: Setting, infra: dict[str, str]) -> str:
     if source:
         parts.append(f"Azure: optional, `{source.removeprefix('azd env ')}` before `azd up`")
     elif spec.env in AZURE_OPTIONAL:
-        parts.append(f"Azure: {AZURE_OPTIONAL[spec.env]}")
+        parts.append(f"Azure: not set ({AZURE_OPTIONAL[spec.env]})")
     return "; ".join(parts) or "optional"
 
 
