@@ -142,3 +142,10 @@ def test_topic_identities_may_write_dead_letters() -> None:
     main = parse(INFRA / "main.bicep")
     principals = json.dumps(main["modules"]["roles"]["config"]["params"]["topicPrincipalIds"])
     assert "systemTopicPrincipalId" in principals and principals.count("systemTopicPrincipalId") == 2
+
+
+def test_the_deployment_package_leaves_out_secrets_and_tooling() -> None:
+    # azd zips the project folder minus .funcignore: .azure/<env>/ holds the generated gateway keys.
+    ignored = {line.strip() for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip()}
+    assert {".azure", ".venv", ".venv-infra", "infra", "tests", "local.settings.json"} <= ignored
+    assert not ignored & {"function_app.py", "host.json", "requirements.txt", "shared", "functions"}
