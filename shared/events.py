@@ -25,6 +25,8 @@ RUN_COMPLETED = "runcompleted"
 RUN_STATUS_CHANGED = "runstatuschanged"
 STEP_RUN_TYPE = "azureml.steprun"
 PIPELINE_PARENT_TAG = "azureml.pipelinerunid"
+# Event Grid wants an answer within 30 s; registration plus a few quick deployment steps fit well inside.
+EVENT_RECONCILE_SECONDS = 10.0
 
 # runStatus values (lower case) -> what they mean for our run; anything else changes nothing.
 _STATUS = {
@@ -234,8 +236,9 @@ def _reconcile_now(ctx: Any, model: str) -> None:
     """Advance the model's deployment right away instead of waiting for the next timer tick."""
     try:
         from shared.reconcile import reconcile_model
+        from shared.reconcile.steps import SMOKE
 
-        reconcile_model(ctx, model)
+        reconcile_model(ctx, model, budget_seconds=EVENT_RECONCILE_SECONDS, stop_before=frozenset({SMOKE}))
     except Exception:  # the event is handled; the timer will retry the deployment
         log.exception("reconciling model %s after a job event failed; the next tick retries", model)
 
