@@ -1,0 +1,152 @@
+"""A deployment's model server: ``python -m shared.backends.local.server DEPLOYMENT_DIR`` (torch, mlflow).
+
+Loads the deployment's MLflow model folder, proves it can answer (one short generation), then marks the
+deployment ``succeeded`` and serves ``POST /score``; if anything in that fails, it marks the deployment
+``failed`` with the reason and exits, the way an Azure ML deployment ends in Failed when its container
+cannot start. The router forwards requests here with the endpoint's key, which is checked again.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+
+def _early_term(signum, frame):  # stop while still loading: just leave
+    sys.exit(0)
+
+
+signal.signal(signal.SIGTERM, _early_term)
+
+import hmac  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import threading  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from shared.backends.local.scoring import ScoringInputError, parse_request  # noqa: E402
+from shared.backends.local.state import file_lock, inherited_socket, read_json, write_json  # noqa: E402
+from shared.timeutil import iso  # noqa: E402
+
+log = logging.getLogger("autotune.local.server")
+
+
+def set_phase(folder: Path, phase: str, error: str = "") -> bool:
+    """Record the verdict unless the deployment was replaced or is being deleted meanwhile."""
+    path = folder / "deployment.json"
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        data = read_json(path)
+        if not data or data.get("phase") not in ("creating", "succeeded"):
+            return False
+        data.update(phase=phase, error=error, updated_at=iso())
+        if phase == "succeeded":
+            data["ready_at"] = iso()
+        write_json(path, data)
+        return True
+
+
+def load(model_path: str) -> Any:
+    """The model's predictor, loaded through MLflow like any MLflow model folder."""
+    folder = Path(model_path)
+    if not (folder / "MLmodel").exists():
+        raise FileNotFoundError(f"{folder} is not an MLflow model folder (no MLmodel file)")
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(str(folder))
+    predictor = model._model_impl  # our ChatPredictor (pyfunc's own wrapper would coerce the input dict)
+    probe = {
+        "input_data": {"input_string": [{"role": "user", "content": "hello"}], "parameters": {"max_new_tokens": 1}}
+    }
+    predictor.predict(probe)  # readiness: the weights load *and* generate
+    return predictor
+
+
+class Handler(BaseHTTPRequestHandler):
+    predictor: Any
+    key_path: Path
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def _answer(self, status: int, body: Any) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self) -> None:
+        self._answer(200, {"status": "ready"})
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        expected = (read_json(self.key_path) or {}).get("primary_key", "")
+        auth = self.headers.get("Authorization", "")
+        token = auth[7:] if auth.lower().startswith("bearer ") else ""
+        if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+            self._answer(401, {"error": "Unauthorized"})
+            return
+        try:
+            request = json.loads(body or b"null")
+            conversations, single, parameters = parse_request(request)
+        except json.JSONDecodeError as exc:
+            self._answer(400, {"error": f"the body is not valid JSON: {exc.msg} at position {exc.pos}"})
+            return
+        except ScoringInputError as exc:
+            self._answer(400, {"error": str(exc)})
+            return
+        try:
+            outputs = [self.predictor.generate(messages, parameters) for messages in conversations]
+        except Exception as exc:
+            log.exception("generation failed")
+            self._answer(500, {"error": f"generation failed: {type(exc).__name__}"})
+            return
+        self._answer(200, {"output": outputs[0] if single else outputs})
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    folder = Path(argv[0])
+    spec = read_json(folder / "deployment.json") or {}
+    sock = inherited_socket()
+    if sock is None:
+        set_phase(folder, "failed", "the scoring server got no listening socket (internal error)")
+        return 2
+    try:
+        predictor = load(spec.get("model_path", ""))
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any load failure is the deployment's failure reason
+        reason = f"cannot load the model from {spec.get('model_path')}: {type(exc).__name__}: {exc}"
+        log.error("%s", reason)
+        set_phase(folder, "failed", reason[:2000])
+        return 1
+    handler = type(
+        "BoundHandler",
+        (Handler,),
+        {"predictor": predictor, "key_path": folder.parent.parent / "key.json"},
+    )
+    server = ThreadingHTTPServer(sock.getsockname()[:2], handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock
+    server.daemon_threads = True
+
+    def _stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    if not set_phase(folder, "succeeded"):
+        log.info("deployment was replaced or deleted while loading; exiting")
+        return 0
+    log.info("deployment %s serving %s:%s", folder.name, spec.get("model_name"), spec.get("model_version"))
+    server.serve_forever(poll_interval=0.2)
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
