@@ -22,14 +22,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL = 1.5
-TIMED = "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+TIMED = "{prelude}import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
+# aiohttp is in the local venv (mlflow, the devhost) but not in the Azure deployment (requirements.txt does not
+# pull it); azure.storage.blob imports it when it is there. Hiding it shows the import cost as deployed.
+HIDE_AIOHTTP = "import sys; sys.modules['aiohttp'] = None; "
 
 
-def import_seconds(module: str) -> float:
+def import_seconds(module: str, prelude: str = "") -> float:
     """Seconds to import ``module`` in a fresh interpreter (interpreter start-up excluded)."""
-    result = subprocess.run(
-        [sys.executable, "-c", TIMED.format(module=module)], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    code = TIMED.format(module=module, prelude=prelude)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"importing {module} failed:\n{result.stderr}")
     return float(result.stdout.strip().splitlines()[-1])
@@ -49,31 +51,37 @@ def breakdown(top: int) -> list[tuple[float, str]]:
     totals: dict[str, float] = {}
     for line in result.stderr.split("--app--", 1)[1].splitlines():
         if line.startswith("import time:") and "|" in line:
-            own, _, name = (part.strip() for part in line[len("import time:") :].split("|"))
+            own, cumulative, name = (part.strip() for part in line[len("import time:") :].split("|"))
             if own.isdigit():
                 totals[_package(name)] = totals.get(_package(name), 0.0) + int(own) / 1e6
+            if name.startswith("functions.") and cumulative.isdigit():  # what each blueprint costs, in total
+                totals[f"{name} (blueprint, cumulative)"] = int(cumulative) / 1e6
     return sorted(((seconds, name) for name, seconds in totals.items()), reverse=True)[:top]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--breakdown", type=int, default=8, metavar="N", help="show the N heaviest imports (0: off)")
+    parser.add_argument("--breakdown", type=int, default=10, metavar="N", help="show the N heaviest imports (0: off)")
     args = parser.parse_args()
 
     import_seconds("azure.functions"), import_seconds("function_app")  # warm-up: compile bytecode
-    baseline, app = [], []
+    baseline, app, deployed = [], [], []
     for _ in range(args.runs):
         baseline.append(import_seconds("azure.functions"))
         app.append(import_seconds("function_app"))
+        deployed.append(import_seconds("function_app", HIDE_AIOHTTP))
     base_ms, app_ms = statistics.median(baseline) * 1000, statistics.median(app) * 1000
+    deployed_ms = statistics.median(deployed) * 1000
     ratio = app_ms / base_ms
     print(f"import azure.functions (baseline): median {base_ms:7.1f} ms over {args.runs} fresh interpreters")
-    print(f"import function_app:               median {app_ms:7.1f} ms over {args.runs} fresh interpreters")
+    print(f"import function_app:               median {app_ms:7.1f} ms")
+    as_deployed = f"(as in Azure, ratio {deployed_ms / base_ms:.2f})"
+    print(f"import function_app, no aiohttp:   median {deployed_ms:7.1f} ms {as_deployed}")
     verdict = "meets" if ratio <= GOAL else "MISSES"
     print(f"ratio function_app / azure.functions: {ratio:.2f} ({verdict} the goal of <= {GOAL})")
     if args.breakdown:
-        print("where function_app's extra import time goes, by package (-X importtime, one run, self time):")
+        print("where function_app's extra time goes (-X importtime, one run; packages: self time summed):")
         for seconds, name in breakdown(args.breakdown):
             print(f"  {seconds * 1000:7.1f} ms  {name}")
     return 0
