@@ -4,16 +4,21 @@ a run. Also the upload API's logic (body → ``incoming/``), so that uploads and
 Idempotent, because blob triggers deliver at least once:
 - ``dataset_id`` is the SHA-256 (16 hex) of the *decompressed* content, computed in a first streaming pass (cheap:
   hashing runs at over 1 GB/s); a dataset already prepared (or rejected) is answered from the ledger, not redone.
-- The ledger record (state ``preparing``) is the claim: a second delivery while one prepares fails (so the host
-  retries it later) unless the claim is older than ``STALE_CLAIM_SECONDS`` (its owner died), then it takes over.
+- The ledger record (state ``preparing``) is the claim, kept fresh by a heartbeat while preparing. A second
+  delivery waits for it to finish (then answers from the ledger); if the heartbeat stops for
+  ``STALE_CLAIM_SECONDS`` (the owner crashed), it takes the claim over; if it waits too long, it fails so that the
+  host retries it later.
 - Outputs are committed block lists: rewriting them gives the same bytes. The upload itself is never changed.
 - The run is created by ``shared.runs.start_run_for_dataset``, itself idempotent per (model, dataset).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,7 +39,10 @@ log = logging.getLogger(__name__)
 INCOMING = "incoming/"
 PARAMETERS_FILE = "finetune.json"  # per-model fine-tuning parameters, read by run submission: not a dataset
 IMPORT_SUFFIX = ".import.json"
-STALE_CLAIM_SECONDS = 15 * 60  # longer than functionTimeout (10 min): a claim this old has no live owner
+HEARTBEAT_SECONDS = 30  # a preparing delivery touches its claim this often
+STALE_CLAIM_SECONDS = 120  # a claim untouched this long has no live owner (it crashed): the next delivery takes over
+BUSY_WAIT_SECONDS = 150  # a second delivery waits this long for the first to finish (or go stale), then retries
+BUSY_POLL_SECONDS = 2.0
 OUTPUTS = ("train", "test", "rejected")
 LEDGER_REPORT_CHARS = 30_000  # a table property holds 32K characters
 
@@ -155,7 +163,7 @@ def prepare_dataset_blob(
         return IngestResult("existing", model, dataset_id, record.run_id, f"already {record.state}", record)
     log.info("ingest: preparing %s as dataset %s", source, dataset_id, extra=ids)
     try:
-        report = _prepare_outputs(client, etag, model, dataset_id, settings)
+        report = _prepare_outputs(client, etag, record, ledger, settings)
     except Exception as exc:
         _finish(ledger, record, "failed", {}, f"preparation failed: {type(exc).__name__}: {exc}")
         raise
@@ -184,33 +192,32 @@ def prepare_dataset_blob(
 
 def _claim(ledger: Ledger, model: str, dataset_id: str, source: str) -> DatasetRecord:
     """The record to prepare under (state ``preparing``, stored by us), or the finished one as it is.
-    Raises ``IngestBusyError`` while another delivery holds a live claim."""
-    for _ in range(5):
+    Waits while another delivery holds a live claim; ``IngestBusyError`` when that takes too long."""
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while True:
         current = ledger.get(DatasetRecord, model, dataset_id)
         if current is None:
             fresh = DatasetRecord(
                 model=model, dataset_id=dataset_id, source_blob=source, prefix=dataset_prefix(model, dataset_id)
             )
-            try:
+            with contextlib.suppress(AlreadyExistsError):
                 return ledger.create(fresh)
-            except AlreadyExistsError:
-                continue
-        if current.state in ("prepared", "rejected"):
+        elif current.state in ("prepared", "rejected"):
             return current
-        if current.state == "preparing" and not _stale(current.updated_at):
-            raise IngestBusyError(
-                f"dataset {model}/{dataset_id} is being prepared by another delivery since {current.updated_at}"
-            )
-        # failed earlier, or a claim whose owner died: take it over (ETag-checked)
-        current.state = "preparing"
-        current.error = ""
-        current.source_blob = current.source_blob or source
-        current.updated_at = iso()
-        try:
-            return ledger.save(current)
-        except ConflictError:
-            continue
-    raise IngestBusyError(f"dataset {model}/{dataset_id}: could not claim it (concurrent deliveries)")
+        elif current.state == "preparing" and not _stale(current.updated_at):
+            if time.monotonic() >= deadline:
+                raise IngestBusyError(
+                    f"dataset {model}/{dataset_id} is being prepared by another delivery (alive at "
+                    f"{current.updated_at}); retry later"
+                )
+            time.sleep(BUSY_POLL_SECONDS)
+        else:  # failed earlier, or a claim whose owner died: take it over (ETag-checked)
+            current.state = "preparing"
+            current.error = ""
+            current.source_blob = current.source_blob or source
+            current.updated_at = iso()
+            with contextlib.suppress(ConflictError):
+                return ledger.save(current)
 
 
 def _stale(stamp: str) -> bool:
@@ -218,17 +225,37 @@ def _stale(stamp: str) -> bool:
     return when is None or utcnow() - when > timedelta(seconds=STALE_CLAIM_SECONDS)
 
 
-def _prepare_outputs(client: BlobClient, etag: str, model: str, dataset_id: str, settings: Settings) -> dict[str, Any]:
+def heartbeat(chunks: Iterable[bytes], ledger: Ledger, record: DatasetRecord, every: float) -> Iterator[bytes]:
+    """Pass ``chunks`` through, touching the claim's ``updated_at`` every ``every`` seconds (proof of life)."""
+    last = time.monotonic()
+    for chunk in chunks:
+        yield chunk
+        if time.monotonic() - last >= every:
+            ledger.mutate(DatasetRecord, record.model, record.dataset_id, _touch)
+            last = time.monotonic()
+
+
+def _touch(current: DatasetRecord | None) -> DatasetRecord | None:
+    if current is None or current.state != "preparing":
+        return None
+    current.updated_at = iso()
+    return current
+
+
+def _prepare_outputs(
+    client: BlobClient, etag: str, record: DatasetRecord, ledger: Ledger, settings: Settings
+) -> dict[str, Any]:
     """Pass 2: stream the upload through ``chatdata.prepare`` into staged-block blobs, then write report.json."""
     from shared.blobstream import BlockBlobWriter, read_chunks
     from shared.chatdata import PrepareOptions, prepare
     from shared.storage import blob_service
 
     container = blob_service(settings).get_container_client(client.container_name)
-    prefix = dataset_prefix(model, dataset_id)
+    prefix = dataset_prefix(record.model, record.dataset_id)
     options = PrepareOptions.from_settings(settings, source=f"{client.container_name}/{client.blob_name}")
     writers = [BlockBlobWriter(container.get_blob_client(f"{prefix}{name}.jsonl")) for name in OUTPUTS]
-    report = prepare(read_chunks(client, etag), writers[0].write, writers[1].write, writers[2].write, options)
+    chunks = heartbeat(read_chunks(client, etag), ledger, record, HEARTBEAT_SECONDS)
+    report = prepare(chunks, writers[0].write, writers[1].write, writers[2].write, options)
     for writer in writers:
         writer.close()
     report["files"] = {name: f"{prefix}{name}.jsonl" for name in OUTPUTS}

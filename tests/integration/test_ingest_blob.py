@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -131,22 +132,58 @@ def test_ignored_blobs_create_nothing(container, ledger):
     assert ledger.query_eq(DatasetRecord, PartitionKey=MODEL) == []
 
 
-def test_a_live_claim_makes_a_concurrent_delivery_retry_and_a_stale_one_is_taken_over(container, ledger, no_training):
+def test_a_second_delivery_waits_for_a_live_claim_then_retries_or_takes_over_a_dead_one(
+    container, ledger, no_training, monkeypatch
+):
+    from shared import ingest
     from shared.chatdata import content_id
 
+    monkeypatch.setattr(ingest, "BUSY_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(ingest, "BUSY_POLL_SECONDS", 0.05)
     data = jsonl(chat_rows(30))
     client = put(container, f"incoming/{MODEL}/c.jsonl", data)
     dataset_id = content_id([data]).dataset_id
     ledger.create(DatasetRecord(model=MODEL, dataset_id=dataset_id, state="preparing"))
-    with pytest.raises(IngestBusyError):
+    with pytest.raises(IngestBusyError, match="retry later"):  # the owner is alive but slow: the host retries
         ingest_blob(client)
-    ledger.mutate(DatasetRecord, MODEL, dataset_id, _stale)
+    ledger.mutate(DatasetRecord, MODEL, dataset_id, _stale)  # the owner died: its heartbeat stopped
     assert ingest_blob(client).action == "prepared"
     assert ledger.get(DatasetRecord, MODEL, dataset_id).state == "prepared"
 
 
+def test_a_second_delivery_answers_from_the_ledger_once_the_first_finishes(container, ledger, no_training, monkeypatch):
+    from shared import ingest
+    from shared.chatdata import content_id
+
+    monkeypatch.setattr(ingest, "BUSY_POLL_SECONDS", 0.05)
+    data = jsonl(chat_rows(30))
+    client = put(container, f"incoming/{MODEL}/w.jsonl", data)
+    dataset_id = content_id([data]).dataset_id
+    ledger.create(DatasetRecord(model=MODEL, dataset_id=dataset_id, state="preparing"))
+
+    def finish(record: DatasetRecord) -> DatasetRecord:
+        record.state = "rejected"
+        return record
+
+    timer = threading.Timer(0.3, lambda: ledger.mutate(DatasetRecord, MODEL, dataset_id, finish))
+    timer.start()
+    try:
+        assert ingest_blob(client).action == "existing"
+    finally:
+        timer.join()
+
+
+def test_heartbeat_keeps_a_claim_alive(ledger):
+    from shared.ingest import heartbeat
+
+    record = ledger.create(DatasetRecord(model=MODEL, dataset_id="0" * 16, state="preparing", updated_at="2020-01-01"))
+    assert list(heartbeat([b"a", b"b"], ledger, record, every=0)) == [b"a", b"b"]
+    touched = ledger.get(DatasetRecord, MODEL, "0" * 16)
+    assert touched.updated_at > "2026" and touched.state == "preparing"
+
+
 def _stale(record: DatasetRecord) -> DatasetRecord:
-    record.updated_at = iso(utcnow() - timedelta(seconds=STALE_CLAIM_SECONDS + 60))  # its owner died
+    record.updated_at = iso(utcnow() - timedelta(seconds=STALE_CLAIM_SECONDS + 60))
     return record
 
 
