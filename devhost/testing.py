@@ -65,6 +65,16 @@ class DevHostProcess:
         """Everything the devhost wrote to stderr (its log) so far."""
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
+    def wait_for_log(self, text: str, timeout: float = 30) -> str:
+        """The log once it contains ``text`` (an invocation is logged just after the function returns, so a
+        state the function wrote can be visible before its ``Executed`` line is); AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the devhost log after {timeout}s:\n{log[-3000:]}")
+            time.sleep(0.05)
+        return log
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Send ``sig`` and wait; the exit code (killed after ``timeout`` seconds if it does not exit)."""
         if self.process is None:

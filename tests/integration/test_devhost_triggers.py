@@ -54,7 +54,7 @@ def test_blob_trigger_fires_once_per_blob_across_restart(env: dict[str, str], co
         container.upload_blob("incoming/a.jsonl", b"changed", overwrite=True)  # a new ETag is a new delivery
         rows = wait_for_records(record, "on_blob", count=2, name="incoming/a.jsonl")
         assert [row["content"] for row in rows] == ["first", "changed"]
-        assert "Executed 'Functions.on_blob' (Succeeded" in restarted.log()
+        restarted.wait_for_log("Executed 'Functions.on_blob' (Succeeded")
 
 
 def test_blob_trigger_input_stream_and_path_pattern(env: dict[str, str], container) -> None:
