@@ -77,7 +77,7 @@ def test_failing_blob_function_is_retried_then_given_up(env: dict[str, str], con
         assert len(wait_for_records(record, "on_blob", count=5, name="incoming/bad.jsonl")) == 5
         time.sleep(1)
         assert len(read_records(record, "on_blob")) == 5  # five tries per ETag, like Azure, then poison
-        assert "failed 5 times; giving up" in host.log()
+        host.wait_for_log("failed 5 times; giving up")
         assert httpx.get(f"{host.url}/admin/host/status").json()["state"] == "Running"
 
 
