@@ -155,18 +155,22 @@ class Host:
             return _error(400, str(exc))
         if delivery == "Unsubscribe":
             return web.Response(status=202)
-        failed = 0
-        for event in events:
-            try:
-                if kind == "eventgrid":
-                    await self.invoker.invoke(spec, {spec.arg_name: eventgrid.decode(event)}, "EventGrid")
-                elif await self.blobs.deliver_event(self.blobs.triggers[spec.name], event) in ("failed", "poison"):
+        if kind == "blobs":
+            trigger = self.blobs.triggers[spec.name]
+            outcomes = [await self.blobs.deliver_event(trigger, event) for event in events]
+            failed = sum(outcome in ("failed", "poison") for outcome in outcomes)
+        else:
+            try:  # decode every event first: a bad one rejects the delivery before anything ran
+                decoded = [eventgrid.decode(event) for event in events]
+            except (KeyError, ValueError, TypeError) as exc:
+                log.warning("eventgrid webhook for %s: cannot decode the events: %s", spec.name, exc)
+                return _error(400, f"cannot decode the events: {exc}")
+            failed = 0
+            for event in decoded:
+                try:
+                    await self.invoker.invoke(spec, {spec.arg_name: event}, "EventGrid")
+                except InvocationFailed:
                     failed += 1
-            except InvocationFailed:
-                failed += 1
-            except (KeyError, ValueError, TypeError) as exc:  # an event the converter cannot decode
-                log.warning("%s webhook for %s: cannot decode event %s: %s", kind, spec.name, event.get("id"), exc)
-                return _error(400, f"cannot decode event {event.get('id')!r}: {exc}")
         if failed:  # a real sender retries the delivery; handlers are idempotent
             return _error(500, f"{failed} of {len(events)} invocations failed")
         return web.Response(status=202)

@@ -168,6 +168,7 @@ def test_eventgrid_one_invocation_per_event(host: DevHostProcess, client: httpx.
         (b"[1, 2]", "event [0] is not a JSON object"),
         (b'[{"id": "x"}]', "event [0] lacks eventType, subject"),
         (b'"text"', "JSON array"),
+        (b'[{"id": "x", "subject": "s", "eventType": "T", "eventTime": "yesterday"}]', "cannot decode the events"),
     ],
 )
 def test_eventgrid_malformed_body_is_400_and_host_keeps_running(
