@@ -117,6 +117,11 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # One math thread per child unless the user says otherwise: jobs and model servers share a few cores, and
     # OpenMP threads spin-waiting for a busy core made training ~30x slower on a loaded 2-core machine.
     env.setdefault("OMP_NUM_THREADS", "1")
+    # Never reach the network from a child: no model hub downloads, no MLflow telemetry (whose exit-time
+    # flush also held every process that imported mlflow for seconds on the way out).
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    env.setdefault("DO_NOT_TRACK", "true")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
