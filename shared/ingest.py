@@ -299,22 +299,14 @@ def _finish(ledger: Ledger, record: DatasetRecord, state: str, report: dict[str,
 
 
 def _ensure_run(ledger: Ledger, record: DatasetRecord) -> DatasetRecord:
-    """Hand a prepared dataset to run submission (idempotent there) and note its run id on the record."""
+    """Hand a prepared dataset to run submission, which is idempotent per (model, dataset): a repeated delivery
+    re-drives a run whose creation was interrupted. The record already names the run (``_finish``)."""
     from shared.runs import start_run_for_dataset
 
     run = start_run_for_dataset(ledger, record)
-    run_id = run.run_id
-    if not run_id or record.run_id == run_id:
-        return record
-
-    def change(current: DatasetRecord | None) -> DatasetRecord | None:
-        if current is None or current.run_id == run_id:
-            return None
-        current.run_id = run_id
-        current.updated_at = iso()
-        return current
-
-    return ledger.mutate(DatasetRecord, record.model, record.dataset_id, change) or record
+    if run.run_id != record.run_id:  # both come from names.run_id_for; a mismatch is a bug worth seeing
+        log.error("run %s created for dataset %s, which names %s", run.run_id, record.dataset_id, record.run_id)
+    return record
 
 
 # -- the upload and status API (functions/ingest.py maps these to HTTP) -------------------------------------------
