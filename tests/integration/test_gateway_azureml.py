@@ -11,14 +11,12 @@ import azure.functions as func
 import pytest
 
 from functions import gateway as routes
-from shared.backends.azureml import AzureMLBackend
-from shared.backends.azureml.client import RetrySettings
 from shared.backends.base import MANAGED_TAG
 from shared.gateway import targets, upstream
 from shared.gateway.stub import StubScoringServer
 from shared.ledger import Ledger, ModelRecord
-from shared.settings import load_settings
-from tests.fakes.aml_rest import FakeAzureML, FakeCredential
+from tests.fakes.aml_rest import FakeAzureML
+from tests.integration.test_azureml_backend import make_backend
 
 ENDPOINT = "at-support-bot"
 
@@ -27,18 +25,7 @@ ENDPOINT = "at-support-bot"
 def world(app_env) -> Iterator[tuple[FakeAzureML, StubScoringServer]]:
     fake = FakeAzureML()
     fake.seed_notebook_world()
-    settings = load_settings(
-        {
-            "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-            "ML_BACKEND": "azureml",
-            "AZURE_SUBSCRIPTION_ID": fake.subscription,
-            "AZURE_RESOURCE_GROUP": fake.resource_group,
-            "AZUREML_WORKSPACE_NAME": fake.workspace,
-        }
-    )
-    backend = AzureMLBackend(
-        settings, credential=FakeCredential(), transport=fake.transport(), retry=RetrySettings(total=1)
-    )
+    backend = make_backend(fake)
     backend.begin_endpoint(ENDPOINT, {MANAGED_TAG: "true"})
     fake.settle()
     with StubScoringServer(key=fake.keys[ENDPOINT]["primaryKey"], deployment="v1", answer="From Azure ML.") as stub:

@@ -22,6 +22,14 @@ from shared.settings import reset_settings
 
 KEY = "test-key-1"
 MESSAGES = [{"role": "user", "content": "I am going to Paris, what should I see?"}]
+# The notebook's sample_score.json: a list of conversations, its sampling parameters, and empty params.
+SAMPLE_SCORE = {
+    "input_data": {
+        "input_string": [MESSAGES],
+        "parameters": {"temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200},
+    },
+    "params": {},
+}
 
 
 class Platform:
@@ -190,14 +198,7 @@ def test_the_hot_path_serves_from_the_cache_without_reading_storage(loop, ledger
 
 def test_native_scoring_passes_the_notebooks_sample_score_json_through(loop, ledger, stub, platform):
     live_model(ledger)
-    sample_score = {
-        "input_data": {
-            "input_string": [MESSAGES],
-            "parameters": {"temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200},
-        },
-        "params": {},
-    }
-    raw = json.dumps(sample_score, indent=4).encode()
+    raw = json.dumps(SAMPLE_SCORE, indent=4).encode()
     url = "http://localhost/api/models/support-bot/score"
     answer = call(loop, routes.score, url, raw, model="support-bot")
     assert answer.status == 200

@@ -18,6 +18,7 @@ from shared.backends import get_backend
 from shared.backends.base import MANAGED_TAG, ModelVersion
 from shared.gateway.openai_api import parse_scoring_output
 from shared.ledger import Ledger, ModelRecord
+from tests.integration.test_gateway_handlers import SAMPLE_SCORE
 
 pytestmark = pytest.mark.slow  # starts a model server process (torch), ~10-30 s on two cores
 
@@ -71,16 +72,9 @@ def test_openai_client_through_the_devhost_to_a_real_local_endpoint(app_env, end
 
         assert MODEL in {m.id for m in client.models.list()}
 
-        sample_score = {
-            "input_data": {
-                "input_string": [[{"role": "user", "content": "I am going to Paris, what should I see?"}]],
-                "parameters": {"temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 8},
-            },
-            "params": {},
-        }
         native = httpx.post(
             f"{host.url}/api/models/{MODEL}/score",
-            content=json.dumps(sample_score),
+            content=json.dumps(SAMPLE_SCORE),
             headers={"api-key": "test-key-1", "Content-Type": "application/json"},
             timeout=120,
         )

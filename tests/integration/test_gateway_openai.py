@@ -20,6 +20,7 @@ from devhost.testing import DevHostProcess
 from shared.gateway.stub import StubReply, StubScoringServer
 from shared.ledger import ActivityRecord, Ledger, ModelRecord
 from shared.settings import load_settings
+from tests.integration.test_gateway_handlers import SAMPLE_SCORE
 
 KEYS = ("client-key-old", "client-key-new")
 
@@ -202,19 +203,12 @@ def test_a_sleeping_model_answers_503_with_retry_after_and_wakes(stack: Stack):
 
 def test_native_scoring_passthrough(stack: Stack):
     model = stack.model()
-    sample_score = {
-        "input_data": {
-            "input_string": [[{"role": "user", "content": "I am going to Paris, what should I see?"}]],
-            "parameters": {"temperature": 0.6, "top_p": 0.9, "do_sample": True, "max_new_tokens": 200},
-        },
-        "params": {},
-    }
     response = httpx.post(
         f"{stack.host.url}/api/models/{model}/score",
-        content=json.dumps(sample_score),
+        content=json.dumps(SAMPLE_SCORE),
         headers={"Authorization": f"Bearer {KEYS[0]}", "Content-Type": "application/json"},
     )
     assert response.status_code == 200
     assert response.json() == {"output": "Bonjour from the stub."}
     assert response.headers["x-autotune-deployment"] == "v2"
-    assert stack.stub.requests[-1].json() == sample_score
+    assert stack.stub.requests[-1].json() == SAMPLE_SCORE
