@@ -271,3 +271,33 @@ def test_tiny_model_builds_deterministically(tmp_path: Path) -> None:
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]
     assert {"model.safetensors", "tokenizer.json", "config.json"} <= set(outputs[0])
+
+
+def test_preprocess_labels_only_assistant_tokens(tiny_model: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from shared.backends.local.training import IGNORE_INDEX, encode
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Where is my package?"},
+        {"role": "assistant", "content": "In transit."},
+        {"role": "user", "content": "Thanks!"},
+        {"role": "assistant", "content": "You are welcome."},
+    ]
+    item = encode(tokenizer, messages, limit=1024)
+    labelled = [t for t, label in zip(item["input_ids"], item["labels"], strict=True) if label != IGNORE_INDEX]
+    assert tokenizer.decode(labelled) == "In transit.<|end|>You are welcome.<|end|>"
+    assert tokenizer.decode(item["input_ids"]).startswith("<|system|>\nBe brief.<|end|>\n<|user|>\n")
+    first = next(i for i, label in enumerate(item["labels"]) if label != IGNORE_INDEX)
+    assert encode(tokenizer, messages, limit=first) is None  # no assistant token left: dropped, as on Azure
+    cut = encode(tokenizer, messages, limit=first + 1)
+    assert len(cut["input_ids"]) == first + 1 and cut["labels"][-1] != IGNORE_INDEX
+
+
+def test_unknown_job_is_not_found(backend: LocalBackend) -> None:
+    for name in ("no_such_job_123", "../etc"):
+        with pytest.raises(BackendError) as caught:
+            backend.get_job(name)
+        assert caught.value.code == "not_found"

@@ -32,12 +32,11 @@ from shared.backends.base import (
     ModelVersion,
     ScoringTarget,
 )
-from shared.backends.local import tinymodel
 from shared.backends.local.endpoints import EndpointManager
 from shared.backends.local.jobs import JobManager, gpu_count
 from shared.backends.local.layout import Layout
 from shared.backends.local.params import TINY_MODEL_DEFAULTS
-from shared.backends.local.router import PIN_HEADER
+from shared.backends.local.scoring import PIN_HEADER
 from shared.backends.local.state import child_env, read_json
 from shared.settings import SPEC, Settings
 
@@ -102,6 +101,8 @@ class LocalBackend:
 
     # fine-tuning ------------------------------------------------------------------------------------------
     def resolve_base_model(self) -> BaseModelRef:
+        from shared.backends.local import tinymodel  # light at import (torch loads inside its functions)
+
         configured = self.settings.local_base_model
         if configured:
             path = Path(configured).expanduser().resolve()

@@ -80,7 +80,12 @@ def publish(host_url: str, event: dict[str, Any], attempts: int = 4, delay: floa
     try:
         for attempt in range(1, attempts + 1):
             try:
-                client.send([EventGridEvent(**event)], headers={"aeg-event-type": "Notification"})
+                client.send(
+                    [EventGridEvent(**event)],
+                    headers={"aeg-event-type": "Notification"},
+                    connection_timeout=5,
+                    read_timeout=30,  # Event Grid gives a webhook 30 s to answer
+                )
                 log.info("published %s for job %s to %s", event["event_type"], event["data"]["runId"], endpoint)
                 return True
             except AzureError as exc:

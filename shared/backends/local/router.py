@@ -23,12 +23,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from shared.backends.local.scoring import PIN_HEADER
 from shared.backends.local.state import alive, inherited_socket, read_json, write_text_atomic
 from shared.timeutil import iso
 
 log = logging.getLogger("autotune.local.router")
 
-PIN_HEADER = "azureml-model-deployment"
 UPSTREAM_TIMEOUT = 180.0  # Azure ML's managed endpoints allow 180 s per request
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+PIN_HEADER = "azureml-model-deployment"  # names the deployment to use (request) or that answered (response)
+
 GENERATION_PARAMETERS = {
     "max_new_tokens": int,
     "temperature": float,
