@@ -11,7 +11,10 @@ Needs Azurite (``scripts/azurite.sh start``) for the model's ledger record. Star
 (``python -m shared.gateway.stub``) and a devhost running the app with its targets pointed at the stub
 (``tests.integration.gateway_devhost_app``) as subprocesses, and stops them at the end. Also prints the
 gateway's own ``x-autotune-overhead-ms`` and a "host floor" (the devhost answering a request the gateway refuses at
-once: no upstream, no storage), so the host's share (HTTP server, request objects) can be told apart.
+once: no upstream, no storage), so the host's share (HTTP server, request objects) can be told apart, and the same
+load through the gateway's code in-process (no HTTP host in front, the stub still upstream): what the gateway adds
+whatever host runs it. On a small shared machine the client, the stub and the host compete for the same cores; the
+load average is printed so that numbers from a busy machine are read as such.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from devhost.testing import DevHostProcess  # noqa: E402
+from shared.backends.base import ScoringTarget  # noqa: E402
+from shared.gateway import targets, upstream  # noqa: E402
+from shared.gateway.service import OVERHEAD_HEADER, Gateway  # noqa: E402
 from shared.ledger import Ledger, ModelRecord  # noqa: E402
 from shared.settings import load_settings  # noqa: E402
 
@@ -92,6 +98,33 @@ async def load(
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - began
+    return Result(latencies, wall, errors, overheads)
+
+
+async def load_in_process(gateway: Gateway, body: bytes, requests: int, concurrency: int) -> Result:
+    """The gateway's code alone, no HTTP host in front: ``Gateway.chat_completions`` called directly, the upstream
+    call real (its pooled client to the stub). What the gateway itself adds, whatever host runs it."""
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    latencies: list[float] = []
+    overheads: list[float] = []
+    errors = 0
+    queue = iter(range(requests))
+
+    async def worker() -> None:
+        nonlocal errors
+        for _ in queue:
+            started = time.perf_counter()
+            reply = await gateway.chat_completions(headers, body, started)
+            latencies.append(time.perf_counter() - started)
+            errors += reply.status != 200
+            overheads.append(float(reply.headers[OVERHEAD_HEADER]))
+
+    try:
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - began
+    finally:
+        await upstream.aclose_client()
     return Result(latencies, wall, errors, overheads)
 
 
@@ -165,6 +198,14 @@ def main() -> int:
                     auth = {"Authorization": f"Bearer {key}"}
                     run = load(url, json.dumps(body).encode(), auth, count, concurrency, expect)
                     results[name, concurrency] = asyncio.run(run)
+        # The same requests through the gateway's code in this process, the stub still upstream.
+        target = ScoringTarget(uri=stub_url, headers={"Authorization": f"Bearer {ENDPOINT_KEY}"})
+        targets.set_resolver(lambda record: target)
+        gateway = Gateway(load_settings(env))
+        body = json.dumps(chat_body).encode()
+        asyncio.run(load_in_process(gateway, body, args.warmup, args.concurrency))
+        for concurrency, count in ((args.concurrency, args.requests), (1, max(args.requests // 6, 100))):
+            results["in-process", concurrency] = asyncio.run(load_in_process(gateway, body, count, concurrency))
     finally:
         stub.terminate()
         stub.wait(10)
@@ -188,11 +229,16 @@ def report(results: dict[tuple[str, int], Result], args: argparse.Namespace, loa
     def verdict(ok: bool) -> str:
         return "ok" if ok else "MISSED"
 
-    print(f"at concurrency {c}:")
+    print(f"through the devhost, at concurrency {c}:")
     print(f"  added latency p50: {added50:.2f} ms (target <= 2 ms: {verdict(added50 <= 2)})")
     print(f"  added latency p99: {added99:.2f} ms (target <= 10 ms: {verdict(added99 <= 10)})")
     print(f"  throughput ratio gateway/direct: {ratio:.2f} (target >= 0.50: {verdict(ratio >= 0.5)})")
     print(f"  host floor / direct throughput: {results['host floor', c].rps / direct.rps:.2f}")
+    inproc = results["in-process", c]
+    print(f"the gateway's code alone (in-process, no HTTP host), at concurrency {c}:")
+    print(f"  added latency p50: {inproc.pct(0.5) - direct.pct(0.5):.2f} ms (target <= 2 ms)")
+    print(f"  added latency p99: {inproc.pct(0.99) - direct.pct(0.99):.2f} ms (target <= 10 ms)")
+    print(f"  throughput ratio in-process/direct: {inproc.rps / direct.rps:.2f} (target >= 0.50)")
     single = results["gateway", 1].pct(0.5) - results["direct", 1].pct(0.5)
     floor = results["host floor", 1].pct(0.5) - results["direct", 1].pct(0.5)
     print(
