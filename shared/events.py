@@ -48,6 +48,11 @@ class MalformedEventError(ValueError):
     """The event lacks what any job event must have (type, source, run id): acknowledge and log it."""
 
 
+class RetryLaterError(RuntimeError):
+    """Another worker holds the run right now (still recording its submission, or registering it): raised so
+    Event Grid delivers the event again a little later instead of it being lost until the backstop poll."""
+
+
 @dataclass(frozen=True)
 class JobEvent:
     """One Azure ML job event, schema and casing normalised. ``kind`` is ``runcompleted``,
@@ -73,7 +78,7 @@ class JobEvent:
 
 @dataclass(frozen=True)
 class EventOutcome:
-    """What handling one event did: ``action`` is ``ignored``, ``malformed``, ``unchanged``, ``busy`` or the
+    """What handling one event did: ``action`` is ``ignored``, ``malformed``, ``unchanged`` or the
     run's new state; ``reason`` says why (for logs and tests)."""
 
     action: str
@@ -84,7 +89,7 @@ class EventOutcome:
 
     @property
     def applied(self) -> bool:
-        return self.action not in ("ignored", "malformed", "unchanged", "busy")
+        return self.action not in ("ignored", "malformed", "unchanged")
 
 
 def _lower_keys(value: Any) -> dict[str, Any]:
@@ -198,6 +203,8 @@ def handle_event(raw: Any, ctx: Any = None, *, reconcile: bool = True) -> EventO
     from shared.runs.outcome import apply_job_state
 
     action = apply_job_state(ctx, run, state, source=f"event {event.event_type}")
+    if action == "busy":
+        raise RetryLaterError(f"run {run.run_id} is busy in another worker; deliver {event.event_type} again later")
     log.info("job event %s for run %s: %s", event.event_type, run.run_id, action, extra=run_ids(run))
     outcome = EventOutcome(action, f"{event.kind} {event.status}".strip(), run.run_id, run.model, event.job_name)
     if reconcile and outcome.applied:
@@ -247,6 +254,7 @@ __all__ = [
     "EventOutcome",
     "JobEvent",
     "MalformedEventError",
+    "RetryLaterError",
     "events_in",
     "handle_event",
     "ignore_reason",
