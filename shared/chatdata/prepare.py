@@ -8,7 +8,6 @@ local files (CLI, benchmark) and staged blob blocks (ingest).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from xxhash import xxh3_128_digest
 
 from shared.chatdata import rules, stats
 from shared.chatdata.reader import InputError, StreamInfo, TooLong, decompressed, iter_lines
@@ -102,12 +102,11 @@ def split_of(digest: bytes, test_percent: int) -> str:
 
 def conversation_digest(messages_json: bytes, tools_json: bytes | None = None) -> bytes:
     """Fixed-size digest of the normalised conversation (compact JSON of the messages, and of tools when given):
-    the dedup and split key. SHA-256 (cut to 16 bytes): stable across versions and platforms, and fast."""
-    h = hashlib.sha256(messages_json)
-    if tools_json is not None:
-        h.update(b"\x00")
-        h.update(tools_json)
-    return h.digest()[:DIGEST_BYTES]
+    the dedup and split key. XXH3-128: a frozen, platform-independent algorithm (so splits never move), and
+    about 4x faster than SHA-256, which matters once per row. The dataset id uses SHA-256 (see reader)."""
+    if tools_json is None:
+        return xxh3_128_digest(messages_json)
+    return xxh3_128_digest(messages_json + b"\x00" + tools_json)
 
 
 class _Run:
@@ -115,6 +114,8 @@ class _Run:
 
     def __init__(self, options: PrepareOptions, train: Writer, test: Writer, rejected: Writer):
         self.options = options
+        self.max_seq_length = options.max_seq_length
+        self.test_percent = options.test_percent
         self.train = _Buffered(train)
         self.test = _Buffered(test)
         self.rejected = _Buffered(rejected)
@@ -150,35 +151,36 @@ class _Run:
         messages_json = dumps(conv.messages)
         tools_json = None if conv.tools is None else dumps(conv.tools)
         digest = conversation_digest(messages_json, tools_json)
-        first = self.seen.get(digest)
+        seen = self.seen
+        first = seen.get(digest)
         if first is not None:
             self.reject(line_no, rules.DUPLICATE, f"same conversation as line {first}", raw)
             return
-        self.seen[digest] = line_no
+        seen[digest] = line_no
         prompt = conv.prompt
         if prompt is None:
             prompt = next((m["content"] for m in conv.messages if m["role"] == "user"), "")
-        prompt_id = conv.prompt_id or digest.hex()
         line = b"".join(
             (
                 b'{"prompt":',
                 dumps(prompt),
                 b',"prompt_id":',
-                dumps(prompt_id),
+                dumps(conv.prompt_id or digest.hex()),
                 b',"messages":',
                 messages_json,
                 b"}\n" if tools_json is None else b',"tools":' + tools_json + b"}\n",
             )
         )
-        for code in conv.warnings:
-            self.warnings[code] += 1
+        if conv.warnings:
+            self.warnings.update(conv.warnings)
         self.shapes[conv.shape] += 1
-        tokens = stats.estimate_tokens(conv.chars, len(conv.messages))
+        count = len(conv.messages)
+        tokens = stats.estimate_tokens(conv.chars, count)
         self.tokens[tokens] += 1
-        self.messages[len(conv.messages)] += 1
-        if tokens > self.options.max_seq_length:
+        self.messages[count] += 1
+        if tokens > self.max_seq_length:
             self.over_max_seq += 1
-        if split_of(digest, self.options.test_percent) == "test":
+        if int.from_bytes(digest[:8], "big") % 100 < self.test_percent:  # split_of, inlined: the hot path
             self.test.add(line)
         else:
             self.train.add(line)

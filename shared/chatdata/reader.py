@@ -150,47 +150,65 @@ def iter_lines(content: Iterable[bytes], info: StreamInfo, max_line_bytes: int) 
     """Split content into lines without their terminators (``\\n``, ``\\r\\n``); a leading BOM is dropped.
 
     Yields ``bytes`` per line (blank ones too, so line numbers stay physical) or ``TooLong`` for a line over
-    ``max_line_bytes``; memory stays within a chunk plus ``max_line_bytes``.
+    ``max_line_bytes``; memory stays within a chunk plus ``max_line_bytes``. Lines are sliced out of each chunk
+    one at a time (``find``), which is about twice as fast as ``split`` on multi-MB chunks.
     """
-    pending = b""
-    skipping: bytearray | None = None  # head of an over-long line being skipped
+    carry = b""  # the start of a line that continues in the next chunk
+    skipping: bytes | None = None  # the head of an over-long line whose rest is being skipped
     skipped = 0
-    for chunk in _without_bom(content, info):
-        if skipping is not None:
-            cut = chunk.find(b"\n")
-            if cut < 0:
-                skipped += len(chunk)
-                continue
-            skipped += cut
-            yield _too_long(bytes(skipping), skipped, info)
-            skipping = None
-            chunk = chunk[cut + 1 :]
-        data = pending + chunk if pending else chunk
-        parts = data.split(b"\n")
-        pending = parts.pop()
-        for part in parts:
-            if part.endswith(b"\r"):
-                part = part[:-1]
-                info.crlf_lines += 1
-            else:
-                info.lf_lines += 1
-            yield part if len(part) <= max_line_bytes else _too_long(part[:TOO_LONG_HEAD], len(part), info, False)
-        if len(pending) > max_line_bytes:
-            skipping = bytearray(pending[:TOO_LONG_HEAD])
-            skipped = len(pending)
-            pending = b""
-    if skipping is not None:
-        yield _too_long(bytes(skipping), skipped, info)
-    elif pending:
-        if pending.endswith(b"\r"):
-            pending = pending[:-1]
-        yield pending if len(pending) <= max_line_bytes else TooLong(pending[:TOO_LONG_HEAD], len(pending))
-
-
-def _too_long(head: bytes, length: int, info: StreamInfo, count: bool = True) -> TooLong:
-    if count:
-        info.lf_lines += 1
-    return TooLong(head, length)
+    crlf = lf = 0
+    try:
+        for chunk in _without_bom(content, info):
+            start = 0
+            if skipping is not None or carry:
+                cut = chunk.find(b"\n")
+                if cut < 0:
+                    if skipping is not None:
+                        skipped += len(chunk)
+                    else:
+                        carry += chunk
+                        if len(carry) > max_line_bytes:
+                            skipping, skipped, carry = carry[:TOO_LONG_HEAD], len(carry), b""
+                    continue
+                if skipping is not None:
+                    ends_cr = chunk[cut - 1 : cut] == b"\r" if cut else False
+                    crlf, lf = (crlf + 1, lf) if ends_cr else (crlf, lf + 1)
+                    yield TooLong(skipping, skipped + cut - ends_cr)
+                    skipping = None
+                else:
+                    line = carry + chunk[:cut]
+                    carry = b""
+                    if line.endswith(b"\r"):
+                        line = line[:-1]
+                        crlf += 1
+                    else:
+                        lf += 1
+                    yield line if len(line) <= max_line_bytes else TooLong(line[:TOO_LONG_HEAD], len(line))
+                start = cut + 1
+            find = chunk.find
+            while (end := find(b"\n", start)) >= 0:
+                line = chunk[start:end]
+                start = end + 1
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                    crlf += 1
+                else:
+                    lf += 1
+                yield line if len(line) <= max_line_bytes else TooLong(line[:TOO_LONG_HEAD], len(line))
+            if start < len(chunk):
+                rest = chunk[start:]
+                if len(rest) > max_line_bytes:
+                    skipping, skipped = rest[:TOO_LONG_HEAD], len(rest)
+                else:
+                    carry = rest
+        if skipping is not None:  # the last line has no line end
+            yield TooLong(skipping, skipped)
+        elif carry:
+            line = carry[:-1] if carry.endswith(b"\r") else carry
+            yield line if len(line) <= max_line_bytes else TooLong(line[:TOO_LONG_HEAD], len(line))
+    finally:
+        info.crlf_lines += crlf
+        info.lf_lines += lf
 
 
 def _without_bom(content: Iterable[bytes], info: StreamInfo) -> Iterator[bytes]:

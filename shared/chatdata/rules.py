@@ -136,7 +136,7 @@ def check(value: Any) -> Conversation:
             raise LineError(MISSING_MESSAGES, f'"messages" must be a non-empty list, got {what}')
         if not _CHAT_KEYS.issuperset(value):
             warnings.append(UNKNOWN_KEYS_DROPPED)
-        messages = _messages(raw_messages, warnings)
+        messages, chars = _messages(raw_messages, warnings)
         prompt, prompt_id = value.get("prompt"), value.get("prompt_id")
         tools = value.get("tools")
     elif "completion" in value:
@@ -150,14 +150,13 @@ def check(value: Any) -> Conversation:
             )
         if not _PC_KEYS.issuperset(value):
             warnings.append(UNKNOWN_KEYS_DROPPED)
-        messages = _messages(
+        messages, chars = _messages(
             [{"role": "user", "content": prompt_text}, {"role": "assistant", "content": completion}], warnings
         )
         prompt, prompt_id, tools = None, None, None
     else:
         keys = ", ".join(sorted(value)[:8]) or "none"
         raise LineError(MISSING_MESSAGES, f'no "messages" list (keys found: {keys})')
-    messages, chars = _conversation_rules(messages, warnings)
     if prompt is not None and not (isinstance(prompt, str) and prompt):
         prompt = None
         warnings.append(PROMPT_REPLACED)
@@ -168,24 +167,56 @@ def check(value: Any) -> Conversation:
     return Conversation(messages, prompt, prompt_id, tools, shape, warnings, chars)
 
 
-def _messages(raw: list[Any], warnings: list[str]) -> list[dict[str, Any]]:
+def _messages(raw: list[Any], warnings: list[str]) -> tuple[list[dict[str, Any]], int]:
+    """Check and normalise every message and the conversation's order rules in one pass (this is the hot loop
+    of the whole preparation); returns the messages and their total content characters."""
     out: list[dict[str, Any]] = []
     append = out.append
     unknown = False
+    chars = 0
+    previous = ""
+    last_assistant = -1
+    has_user = False
     for index, message in enumerate(raw, 1):
-        # fast path: {"role", "content"} with a known role and non-blank text, the shape of nearly every message
-        if type(message) is dict and len(message) == 2:
-            role = message.get("role")
-            content = message.get("content")
-            if type(role) is str and role in _ROLES and type(content) is str and content and not content.isspace():
-                append({"role": role, "content": content})
-                continue
-        clean, extra = _message(index, message)
-        unknown = unknown or extra
+        # fast path: exactly {"role", "content"} with a known role and non-blank text, nearly every message
+        try:
+            role = message["role"]
+            content = message["content"]
+            fast = len(message) == 2 and role in _ROLES and type(content) is str and not content.isspace()
+        except (KeyError, TypeError):  # not an object, a key missing, an unhashable role: the full check says which
+            fast = False
+        if fast and content:
+            clean: dict[str, Any] = {"role": role, "content": content}
+        else:
+            clean, extra = _message(index, message)
+            unknown = unknown or extra
+            role, content = clean["role"], clean["content"]
+        if role == previous and (role == "user" or role == "assistant"):
+            raise LineError(CONSECUTIVE_ROLES, f"messages {index - 1} and {index} are both {role} messages")
+        if role == "assistant":
+            last_assistant = index - 1
+        elif role == "user":
+            has_user = True
+        elif role == "system" and index > 1:
+            raise LineError(SYSTEM_NOT_FIRST, f"message {index} is a system message; only the first may be")
+        previous = role
+        chars += len(content)
         append(clean)
     if unknown:
         warnings.append(UNKNOWN_MESSAGE_KEYS_DROPPED)
-    return out
+    if len(out) < 2:
+        raise LineError(TOO_FEW_MESSAGES, f"{len(out)} message; a conversation needs at least two")
+    if not has_user:
+        raise LineError(NO_USER_MESSAGE, "the conversation has no user message")
+    if last_assistant < 0:
+        raise LineError(NO_ASSISTANT_MESSAGE, "the conversation has no assistant message to learn from")
+    if last_assistant < len(out) - 1:
+        warnings.append(TRAILING_MESSAGES_DROPPED)
+        out = out[: last_assistant + 1]
+        if len(out) < 2 or not any(m["role"] == "user" for m in out):
+            raise LineError(NO_USER_MESSAGE, "no user message before the last assistant message")
+        chars = sum(len(m["content"]) for m in out)
+    return out, chars
 
 
 def _message(index: int, message: Any) -> tuple[dict[str, Any], bool]:
@@ -215,38 +246,6 @@ def _message(index: int, message: Any) -> tuple[dict[str, Any], bool]:
     if type(weight) not in (int, float) or weight not in (0, 1):
         raise LineError(INVALID_MESSAGE, f'message {index}: "weight" must be 0 or 1, got {_short(weight)}')
     return clean, not _MESSAGE_KEYS.issuperset(message)
-
-
-def _conversation_rules(messages: list[dict[str, Any]], warnings: list[str]) -> tuple[list[dict[str, Any]], int]:
-    if len(messages) < 2:
-        raise LineError(TOO_FEW_MESSAGES, f"{len(messages)} message; a conversation needs at least two")
-    last_assistant = -1
-    has_user = False
-    previous = ""
-    chars = 0
-    for index, message in enumerate(messages):
-        role = message["role"]
-        chars += len(message["content"])
-        if role == "system" and index > 0:
-            raise LineError(SYSTEM_NOT_FIRST, f"message {index + 1} is a system message; only the first may be")
-        if role == previous and role in ("user", "assistant"):
-            raise LineError(CONSECUTIVE_ROLES, f"messages {index} and {index + 1} are both {role} messages")
-        if role == "assistant":
-            last_assistant = index
-        elif role == "user":
-            has_user = True
-        previous = role
-    if not has_user:
-        raise LineError(NO_USER_MESSAGE, "the conversation has no user message")
-    if last_assistant < 0:
-        raise LineError(NO_ASSISTANT_MESSAGE, "the conversation has no assistant message to learn from")
-    if last_assistant < len(messages) - 1:
-        warnings.append(TRAILING_MESSAGES_DROPPED)
-        messages = messages[: last_assistant + 1]
-        if len(messages) < 2 or not any(m["role"] == "user" for m in messages):
-            raise LineError(NO_USER_MESSAGE, "no user message before the last assistant message")
-        chars = sum(len(m["content"]) for m in messages)
-    return messages, chars
 
 
 def _json_type(value: Any) -> str:
