@@ -230,8 +230,10 @@ class Gateway:
                 502, f"the endpoint of model '{model}' could not be reached ({exc})", code="upstream_unavailable"
             ) from exc
         timing.upstream_s = result.elapsed
-        if result.status == 404:
-            await self._recheck(model)  # the endpoint or deployment may have gone (put to sleep, replaced)
+        if result.status == 404 or result.status >= 500:
+            # The endpoint or its deployment may have gone (put to sleep mid-flight, replaced): a model that is no
+            # longer live answers 503 model_waking rather than passing the dying endpoint's error on.
+            await self._recheck(model)
         return result
 
     async def _recheck(self, model: str) -> None:

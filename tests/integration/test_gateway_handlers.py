@@ -309,7 +309,15 @@ def test_a_first_deployment_in_progress_is_503_not_ready(loop, ledger, platform)
     assert "Retry-After" in answer.headers
 
 
-def test_an_endpoint_gone_to_sleep_behind_the_cache_wakes_the_model(loop, ledger, stub, platform):
+@pytest.mark.parametrize(
+    "dying",
+    [
+        StubReply(404, b'{"message": "endpoint not found"}'),  # the endpoint is gone
+        StubReply(502, b'{"error": "deployment v1 did not answer"}'),  # its router still up, the model server gone
+    ],
+    ids=["404", "502"],
+)
+def test_an_endpoint_gone_to_sleep_behind_the_cache_wakes_the_model(loop, ledger, stub, platform, dying):
     live_model(ledger)
     assert chat(loop).status == 200
 
@@ -318,7 +326,7 @@ def test_an_endpoint_gone_to_sleep_behind_the_cache_wakes_the_model(loop, ledger
         return record
 
     ledger.mutate(ModelRecord, "models", "support-bot", sleep)  # the sweeper deleted the endpoint
-    stub.script.append(StubReply(404, b'{"message": "endpoint not found"}'))
+    stub.script.append(dying)
     answer = chat(loop)
     assert answer.status == 503 and answer.error["code"] == "model_waking"
     assert ledger.get(ModelRecord, "models", "support-bot").state == "deploying"
