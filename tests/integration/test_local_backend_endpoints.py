@@ -184,34 +184,67 @@ def test_unloadable_model_folder_fails_the_deployment(backend: LocalBackend, mod
         deploy(backend, "at-nothing-here", "v1", model_folder)  # no such endpoint
 
 
+CRASHING_HOST = """
+import os, signal, sys, time
+from shared.settings import get_settings
+from shared.backends.base import ModelVersion
+from shared.backends.local import LocalBackend
+b = LocalBackend(get_settings())  # registers its atexit shutdown, which a crash never runs
+b.begin_endpoint("at-keep", {})
+b.begin_deployment("at-keep", "v1", ModelVersion("autotune-demo", "1", sys.argv[1]), "cpu", 1)
+deadline = time.monotonic() + 180
+while b.get_deployment("at-keep", "v1").phase.value == "creating" and time.monotonic() < deadline:
+    time.sleep(0.2)
+b.set_traffic("at-keep", {"v1": 100})
+print(b.get_endpoint("at-keep").scoring_uri, b.get_deployment("at-keep", "v1").phase.value, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+LOOKING_PROCESS = """
+from shared.settings import get_settings
+from shared.backends.local import LocalBackend
+print(LocalBackend(get_settings()).get_endpoint("at-keep").state)
+"""
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
 @pytest.mark.slow
 def test_restarted_host_readopts_and_restores_endpoints(settings, model_folder: Path) -> None:
-    first = LocalBackend(settings, stop_on_exit=False)
-    info = first.begin_endpoint("at-keep", {})
-    deploy(first, "at-keep", "v1", model_folder)
-    assert wait_phase(first, "at-keep", "v1") is DeploymentPhase.SUCCEEDED
-    first.set_traffic("at-keep", {"v1": 100})
-    records = processes(first, "at-keep")
+    # A host starts an endpoint and a deployment, then crashes: its processes live on, owned by no one.
+    crashed = run_python(CRASHING_HOST, str(model_folder))
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    uri, phase = crashed.stdout.split()
+    assert phase == "succeeded"
 
-    # The devhost crashed: its processes live on; a new one adopts them, same URI, still serving.
-    second = LocalBackend(settings, stop_on_exit=False)
-    assert second.get_endpoint("at-keep").scoring_uri == info.scoring_uri
-    assert second.get_deployment("at-keep", "v1").phase is DeploymentPhase.SUCCEEDED
-    assert second.invoke(second.scoring_target("at-keep"), CHAT)["output"]
-    assert processes(second, "at-keep") == records
+    # The next host adopts them: same URI, still serving, now its own.
+    host = LocalBackend(settings, stop_on_exit=False)
+    assert host.get_endpoint("at-keep").scoring_uri == uri
+    assert host.get_deployment("at-keep", "v1").phase is DeploymentPhase.SUCCEEDED
+    assert host.invoke(host.scoring_target("at-keep"), CHAT)["output"]
+    records = processes(host, "at-keep")
+    assert len(records) == 2 and all(alive(r) for r in records)
 
-    # A clean exit stops what it owns (no orphans) ...
-    second.shutdown()
+    # Another process that only looks (a CLI) exits without stopping what the live host owns.
+    assert run_python(LOOKING_PROCESS).stdout.strip() == "Succeeded"
+    assert all(alive(r) for r in records)
+
+    # A clean exit of the host stops what it owns (no orphans) ...
+    host.shutdown()
     assert not any(alive(r) for r in records)
     # ... and the next host brings the endpoint back on the same URI.
-    third = LocalBackend(settings, stop_on_exit=False)
+    restarted = LocalBackend(settings, stop_on_exit=False)
     try:
-        assert third.get_endpoint("at-keep").scoring_uri == info.scoring_uri
-        assert wait_phase(third, "at-keep", "v1") is DeploymentPhase.SUCCEEDED
-        assert third.invoke(third.scoring_target("at-keep"), CHAT)["output"]
+        assert restarted.get_endpoint("at-keep").scoring_uri == uri
+        assert wait_phase(restarted, "at-keep", "v1") is DeploymentPhase.SUCCEEDED
+        assert restarted.invoke(restarted.scoring_target("at-keep"), CHAT)["output"]
     finally:
-        third.begin_delete_endpoint("at-keep")
-        third.shutdown()
+        restarted.begin_delete_endpoint("at-keep")
+        restarted.shutdown()
 
 
 def test_missing_model_folder_fails_the_deployment(backend: LocalBackend, tmp_path) -> None:

@@ -32,6 +32,7 @@ from shared.backends.local.layout import Layout
 from shared.backends.local.naming import check_deployment_name, check_endpoint_name
 from shared.backends.local.state import (
     alive,
+    claim,
     file_lock,
     listening_socket,
     read_json,
@@ -114,7 +115,8 @@ class EndpointManager:
         folder = self.layout.endpoint(name)
         record_path = folder / "router.json"
         if alive(read_json(record_path)):
-            self.owned.add(record_path)
+            if claim(record_path):
+                self.owned.add(record_path)
             return
         data = self._endpoint(name) or {}
         sock = listening_socket(int(data.get("port") or 0))
@@ -297,7 +299,8 @@ class EndpointManager:
         data = read_json(folder / "deployment.json") or {}
         record_path = folder / "server.json"
         if alive(read_json(record_path)):
-            self.owned.add(record_path)
+            if claim(record_path):
+                self.owned.add(record_path)
         elif data.get("phase") == "stopped":
             update_json(folder / "deployment.json", phase="creating", error="", updated_at=iso())
             self._start_server(endpoint, deployment)

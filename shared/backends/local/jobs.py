@@ -24,6 +24,7 @@ from shared.backends.local.layout import Layout
 from shared.backends.local.naming import check_job_name, job_name
 from shared.backends.local.state import (
     alive,
+    claim,
     file_lock,
     read_json,
     signal_group,
@@ -177,7 +178,7 @@ class JobManager:
             if not status or status.get("state") in TERMINAL:
                 continue
             self._check_process(folder.name, status)
-            if alive(read_json(folder / "process.json")):
+            if claim(folder / "process.json"):
                 self.owned.add(folder.name)
                 spec = read_json(folder / "job.json") or {}
                 if spec.get("host_url") != self.settings.host_url:

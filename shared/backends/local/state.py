@@ -158,7 +158,31 @@ def spawn(
             pass_fds=pass_fds,
         )
     started = process_start_time(proc.pid)
-    return {"pid": proc.pid, "start_time": started, "started_at": time.time()}
+    return {"pid": proc.pid, "start_time": started, "started_at": time.time(), "owner": me()}
+
+
+def me() -> dict[str, Any]:
+    """This process as an owner record (pid + start time)."""
+    return {"pid": os.getpid(), "start_time": process_start_time(os.getpid())}
+
+
+def claim(record_path: Path) -> bool:
+    """Take ownership of the running process recorded at ``record_path`` unless another live process owns it.
+
+    The owner stops the process when it shuts down. A host that crashed leaves its processes running with a
+    dead owner: the next host claims them. A short-lived process that merely looks (a CLI, a second host on
+    the same state) finds a live owner and leaves them alone, so its exit stops nothing it did not start.
+    """
+    with file_lock(record_path.with_name(f".{record_path.name}.lock")):
+        record = read_json(record_path)
+        if not alive(record):
+            return False
+        owner = record.get("owner")
+        if owner and owner.get("pid") != os.getpid() and alive(owner):
+            return False
+        record["owner"] = me()
+        write_json(record_path, record)
+        return True
 
 
 def stop(record: dict[str, Any] | None, timeout: float = 10.0) -> bool:
