@@ -47,6 +47,7 @@ IDLE, SLEEPING, START, ABANDON = "idle", "sleeping", "start", "abandon"
 DEPLOY_TIMEOUT = timedelta(minutes=120)  # Azure ML's own deployment timeout is well below this
 NOT_FOUND_GRACE = timedelta(minutes=2)  # a just-begun deployment may not be listed yet
 MAX_SMOKE_ATTEMPTS = 3
+_ENDPOINT_BUSY = {"creating", "updating"}  # provisioning states (lower case) in which an endpoint is changing
 SMOKE_TIMEOUT_SECONDS = 90.0  # the notebook's request_timeout_ms
 QUOTA_HINT = (
     "Azure ML needs 20% spare quota above the cores a deployment uses to create or upgrade it: request more "
@@ -281,9 +282,20 @@ def cleanup(ctx: RunContext, model: ModelRecord) -> bool:
     progress = model.deployment
     endpoint, name = progress["endpoint"], progress["name"]
     info = ctx.backend.get_endpoint(endpoint)
+    if info is not None and (info.state or "").lower() in _ENDPOINT_BUSY:
+        return False  # the traffic update is still being applied; a deployment with traffic cannot be deleted
+    if info is not None and info.traffic and info.traffic.get(name) != 100:
+        ctx.backend.set_traffic(endpoint, dict(progress.get("traffic") or {name: 100}))  # lost: apply it again
+        return False
     others = set(info.deployments if info is not None else ()) | {progress.get("previous", "")}
     for other in sorted(others - {name, ""}):
-        _delete_quietly(ctx, endpoint, other)
+        try:
+            _delete_quietly(ctx, endpoint, other, strict=True)
+        except BackendError as exc:
+            if exc.retryable:
+                log.warning("model %s: deleting %s will be retried: %s", model.model, other, exc)
+                return False
+            log.warning("model %s: could not delete %s (it serves no traffic): %s", model.model, other, exc)
     run = _run(ctx, model, progress.get("run_id", ""))
     if run is not None:
         advance_run(ctx.ledger, run, "live")
@@ -341,8 +353,9 @@ def rollback(ctx: RunContext, model: ModelRecord, reason: str, step: str) -> boo
     return False
 
 
-def _delete_quietly(ctx: RunContext, endpoint: str, deployment: str) -> None:
-    """Start deleting a deployment unless it is gone or going; failures only cost money, so log them."""
+def _delete_quietly(ctx: RunContext, endpoint: str, deployment: str, *, strict: bool = False) -> None:
+    """Start deleting a deployment unless it is gone or going. A failure only costs money (the next rollout's
+    cleanup deletes leftovers), so it is logged, or raised to a ``strict`` caller that decides."""
     try:
         state = ctx.backend.get_deployment(endpoint, deployment)
         if state.phase in (DeploymentPhase.NOT_FOUND, DeploymentPhase.DELETING):
@@ -350,6 +363,8 @@ def _delete_quietly(ctx: RunContext, endpoint: str, deployment: str) -> None:
         ctx.backend.begin_delete_deployment(endpoint, deployment)
         log.info("deleting deployment %s/%s", endpoint, deployment)
     except BackendError as exc:
+        if strict:
+            raise
         log.warning("could not delete deployment %s/%s: %s", endpoint, deployment, exc)
 
 
