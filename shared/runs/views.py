@@ -22,6 +22,19 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+REPORT_SUMMARY_KEYS = (
+    "source",
+    "format",
+    "total_lines",
+    "train",
+    "test",
+    "rejected",
+    "reasons",
+    "warnings",
+    "kept_fraction",
+    "over_max_seq_length",
+    "estimated_training_tokens",
+)
 
 
 class RunQueryError(ValueError):
@@ -110,15 +123,14 @@ def _dataset_summary(ctx: RunContext, run: RunRecord) -> dict[str, Any] | None:
     if dataset is None:
         return None
     report = dataset.report or {}
-    if isinstance(report.get("summary"), dict):
-        brief = report["summary"]
-    else:  # the report's headline numbers; per-line details stay in report.json next to the splits
-        brief = {k: v for k, v in report.items() if isinstance(v, (int, float, str, bool)) or k == "counts"}
+    # The report's headline numbers; per-line details (first rejections, token percentiles) stay in report.json.
+    brief = {key: report[key] for key in REPORT_SUMMARY_KEYS if key in report}
     return {
         "dataset_id": dataset.dataset_id,
         "state": dataset.state,
         "source_blob": dataset.source_blob,
         "prefix": dataset.prefix,
+        "report_blob": f"{dataset.prefix}report.json" if dataset.prefix else None,
         "summary": brief,
         "error": dataset.error or None,
     }

@@ -52,6 +52,10 @@ def test_job_event_through_the_devhost_webhook(app_env: dict[str, str], monkeypa
                 ]
                 response = http.post(WEBHOOK, json=junk, headers={"aeg-event-type": "Notification"})
                 assert response.status_code < 300, response.text
+                # The reconcile timer, run by hand the way the Functions admin API does it.
+                response = http.post("/admin/functions/reconcile", json={"input": ""})
+                assert response.status_code == 202, response.text
+            host.wait_for_log("Executed 'Functions.reconcile' (Succeeded")
             assert run_of(ctx, run).timeline == failed.timeline
         finally:
             shutdown_backend(ctx)

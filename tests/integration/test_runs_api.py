@@ -60,7 +60,15 @@ def seeded(ledger: Ledger) -> Ledger:
             dataset_id="bbb",
             state="prepared",
             prefix="datasets/bot/bbb/",
-            report={"summary": {"lines": 30, "train": 26, "test": 4, "rejected": 0}},
+            report={
+                "total_lines": 31,
+                "train": 26,
+                "test": 4,
+                "rejected": 1,
+                "reasons": {"duplicate": 1},
+                "first_rejections": [{"line": 7, "reason": "duplicate"}],
+                "tokens_per_example": {"p50": 40},
+            },
         )
     )
     return ledger
@@ -116,7 +124,14 @@ def test_detail_has_timeline_dataset_job_metrics_and_version(seeded: Ledger) -> 
         "live",
     ]
     assert all(step["at"] for step in body["timeline"])
-    assert body["dataset"]["summary"] == {"lines": 30, "train": 26, "test": 4, "rejected": 0}
+    assert body["dataset"]["summary"] == {
+        "total_lines": 31,
+        "train": 26,
+        "test": 4,
+        "rejected": 1,
+        "reasons": {"duplicate": 1},
+    }
+    assert body["dataset"]["report_blob"] == "datasets/bot/bbb/report.json"
     assert body["job"]["name"] == "job-b" and body["job"]["studio_url"] == "file:///b"
     assert body["metrics"] == {"eval_loss": 0.5}
     assert body["registered"] == {"model": "autotune-bot", "version": "1"}

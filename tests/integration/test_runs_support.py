@@ -157,7 +157,7 @@ def prepare_dataset(
         state="prepared",
         source_blob=f"incoming/{model}/seed-{seed}.jsonl",
         prefix=prefix,
-        report={"summary": {"lines": rows, "train": len(train), "test": len(test), "rejected": 0}},
+        report={"total_lines": rows, "train": len(train), "test": len(test), "rejected": 0, "reasons": {}},
     )
     return ctx.ledger.create(record)
 
