@@ -48,6 +48,8 @@ def test_training_arguments_map_the_names() -> None:
     assert cpu["max_steps"] == 7 and cpu["gradient_accumulation_steps"] == 2 and cpu["seed"] == 3
     assert cpu["fp16"] is False and cpu["use_cpu"] is True  # half precision only on a GPU
     assert params.training_arguments(p, output_dir="/tmp/x", cuda=True)["fp16"] is True
+    on_bf16_gpu = params.training_arguments(p, output_dir="/tmp/x", cuda=True, bf16=True)
+    assert on_bf16_gpu["bf16"] is True and on_bf16_gpu["fp16"] is False
 
 
 @pytest.mark.parametrize(

@@ -115,9 +115,13 @@ def effective(params: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def training_arguments(p: Mapping[str, Any], *, output_dir: str, cuda: bool) -> dict[str, Any]:
-    """``transformers.TrainingArguments`` keyword arguments for validated parameters ``p``."""
-    fp16 = cuda and str(p["precision"]) == "16"
+def training_arguments(p: Mapping[str, Any], *, output_dir: str, cuda: bool, bf16: bool = False) -> dict[str, Any]:
+    """``transformers.TrainingArguments`` keyword arguments for validated parameters ``p``.
+
+    ``precision="16"`` means mixed precision on a GPU (bf16 where the GPU supports it, else fp16 autocast over
+    fp32 weights); on a CPU it is ignored.
+    """
+    half = cuda and str(p["precision"]) == "16"
     return {
         "output_dir": output_dir,
         "num_train_epochs": float(p["num_train_epochs"]),
@@ -136,7 +140,8 @@ def training_arguments(p: Mapping[str, Any], *, output_dir: str, cuda: bool) -> 
         "max_grad_norm": float(p["max_grad_norm"]),
         "seed": int(p["seed"]),
         "full_determinism": str(p["enable_full_determinism"]) == "true",
-        "fp16": fp16,
+        "fp16": half and not bf16,
+        "bf16": half and bf16,
         "logging_steps": max(1, int(p["logging_steps"])),
         "save_strategy": "no",
         "eval_strategy": "no",

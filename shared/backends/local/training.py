@@ -168,7 +168,8 @@ def lora_config(base_dir: Path, p: dict[str, Any]) -> Any:
     )
 
 
-def load_base(base_dir: Path, p: dict[str, Any]) -> tuple[Any, Any, bool]:
+def load_base(base_dir: Path, p: dict[str, Any]) -> tuple[Any, Any, bool, bool]:
+    """(model, tokenizer, on a GPU, in bf16). Half precision only on a GPU, bf16 only where supported."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -179,11 +180,12 @@ def load_base(base_dir: Path, p: dict[str, Any]) -> tuple[Any, Any, bool]:
         tokenizer.pad_token = tokenizer.eos_token
     if not getattr(tokenizer, "chat_template", None):
         raise DataError(f"the base model at {base_dir} has no chat template; choose a chat model (LOCAL_BASE_MODEL)")
-    dtype = torch.bfloat16 if cuda and str(p.get("precision")) == "16" else torch.float32
+    bf16 = cuda and str(p.get("precision")) == "16" and torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if bf16 else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, trust_remote_code=trust)
     if cuda:
         model = model.to("cuda")
-    return model, tokenizer, cuda
+    return model, tokenizer, cuda, bf16
 
 
 class Progress:
@@ -216,7 +218,7 @@ def fine_tune(
     from transformers import Trainer, TrainingArguments, set_seed
 
     set_seed(int(p["seed"]))
-    model, tokenizer, cuda = load_base(base_dir, p)
+    model, tokenizer, cuda, bf16 = load_base(base_dir, p)
     limit = max_length(p, int(getattr(model.config, "max_position_embeddings", 0) or 0), setting_max_len)
     report({"stage": "preprocess"})
     train, dropped_train = encode_all(tokenizer, train_rows, limit)
@@ -236,7 +238,7 @@ def fine_tune(
 
         model = get_peft_model(model, lora_config(base_dir, p))
     report({"stage": "finetune", "step": 0})
-    args = TrainingArguments(**training_arguments(p, output_dir=str(work_dir / "trainer"), cuda=cuda))
+    args = TrainingArguments(**training_arguments(p, output_dir=str(work_dir / "trainer"), cuda=cuda, bf16=bf16))
     trainer = Trainer(
         model=model,
         args=args,
