@@ -3,13 +3,15 @@ own Event Grid event -> registered version -> blue/green deployment on real scor
 
 One model goes through three versions, because each step builds on the last:
 v1 goes live; duplicate, late, step, foreign and unknown-job events change nothing; v2 replaces it blue/green
-with two crashes injected on the way (one before a step is recorded, one after) and v1's deployment deleted;
+with two crashes injected on the way (one before a step is recorded, one after), a canary share for one tick,
+then all the traffic, and v1's deployment deleted;
 v3's model folder is made unloadable, so its deployment fails and rolls back while v2 keeps serving.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +163,14 @@ def test_blue_green_lifecycle(runs_ctx: RunContext, event_sink: EventSink, monke
         drive(ctx, MODEL, lambda m: False, timeout=120)  # runs until the second crash, after "smoke" is recorded
     assert model_of(ctx, MODEL).deployment["step"] == steps.TRAFFIC
     assert chat(ctx, endpoint).strip()  # v1 still has all the traffic while v2 is checked
-    model = drive(ctx, MODEL, live_on("2"))
+    assert ctx.backend.get_endpoint(endpoint).traffic == {"v1": 100}
+    # With CANARY_PERCENT=30: 30% to v2 for one tick (v1 still live), then 100% on the next.
+    canary = RunContext(dataclasses.replace(ctx.settings, canary_percent=30), ctx.ledger, ctx.backend)
+    halfway = drive(canary, MODEL, lambda m: bool(m.deployment.get("canary_at")), timeout=60)
+    assert ctx.backend.get_endpoint(endpoint).traffic == {"v2": 30, "v1": 70}
+    assert halfway.state == "live" and halfway.live_version == "1"
+    assert chat(ctx, endpoint).strip()
+    model = drive(canary, MODEL, live_on("2"))
     assert crashes == ["before-record", "after-record"]
     assert ctx.backend.get_deployment(endpoint, "v2").created_at == created_at  # resumed, never begun twice
     assert model.live_deployment == "v2" and model.endpoint_name == endpoint
