@@ -7,7 +7,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("upload", "models", "chat", "prepare")  # each command module adds its name here
+COMMANDS: tuple[str, ...] = ("upload", "models", "chat", "status", "prepare")  # each command module adds its name here
 
 
 def build_parser() -> argparse.ArgumentParser:

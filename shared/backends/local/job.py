@@ -54,14 +54,19 @@ class Job:
     def progress(self, values: dict[str, Any]) -> None:
         current = (read_json(self.status_path, {}) or {}).get("progress", {})
         current.update({k: v for k, v in values.items() if v is not None})
+        curves = [name for name in ("loss", "eval_loss") if values.get(name) is not None]
+        for name in curves:  # the loss curves `python -m shared status RUN` draws
+            point = [int(values.get("step") or 0), float(values[name])]
+            current.setdefault("history", {}).setdefault(name, []).append(point)
         now = time.monotonic()
-        if "stage" in values or "loss" in values or now - self._last_write > 0.5:
+        if "stage" in values or curves or now - self._last_write > 0.5:
             self._last_write = now
             self.status(progress=current)
-        if "loss" in values and self.mlflow_run is not None:
+        if curves and self.mlflow_run is not None:
             import mlflow
 
-            mlflow.log_metric("loss", values["loss"], step=int(values.get("step") or 0))
+            for name in curves:
+                mlflow.log_metric(name, values[name], step=int(values.get("step") or 0))
 
     # stages -----------------------------------------------------------------------------------------------
     def run(self) -> int:

@@ -201,6 +201,8 @@ class Progress:
             def on_log(self, args, state, control, logs=None, **kwargs):
                 if logs and "loss" in logs:
                     report({"step": state.global_step, "max_steps": state.max_steps, "loss": float(logs["loss"])})
+                if logs and "eval_loss" in logs:
+                    report({"step": state.global_step, "eval_loss": float(logs["eval_loss"])})
 
         return _Callback()
 
@@ -238,7 +240,10 @@ def fine_tune(
 
         model = get_peft_model(model, lora_config(base_dir, p))
     report({"stage": "finetune", "step": 0})
-    args = TrainingArguments(**training_arguments(p, output_dir=str(work_dir / "trainer"), cuda=cuda, bf16=bf16))
+    arguments = training_arguments(p, output_dir=str(work_dir / "trainer"), cuda=cuda, bf16=bf16)
+    if test:
+        arguments["eval_strategy"] = "epoch"  # an eval loss per epoch, for the run's loss curve
+    args = TrainingArguments(**arguments)
     trainer = Trainer(
         model=model,
         args=args,
