@@ -5,7 +5,8 @@ One model goes through three versions, because each step builds on the last:
 v1 goes live; duplicate, late, step, foreign and unknown-job events change nothing; v2 replaces it blue/green
 with two crashes injected on the way (one before a step is recorded, one after), a canary share for one tick,
 then all the traffic, and v1's deployment deleted;
-v3's model folder is made unloadable, so its deployment fails and rolls back while v2 keeps serving.
+v3's model folder is made unloadable, so its deployment fails and rolls back while v2 keeps serving; finally v4
+starts rolling out and is abandoned for a newer v5 while it provisions (newer wins mid-rollout).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from typing import Any
 
 import pytest
 
-from shared.backends.base import DeploymentPhase
+from shared.backends.base import MODEL_TAG, RUN_TAG, DeploymentPhase
 from shared.events import handle_event
-from shared.ledger import DatasetRecord
+from shared.ledger import DatasetRecord, RunRecord
 from shared.names import endpoint_name
 from shared.reconcile import reconcile_model, steps
 from shared.runs import start_run_for_dataset
 from shared.runs.context import RunContext
+from shared.runs.outcome import offer_version
 from tests.integration import test_runs_support as support
 from tests.integration.test_runs_support import (
     EventSink,
@@ -206,3 +208,32 @@ def test_blue_green_lifecycle(runs_ctx: RunContext, event_sink: EventSink, monke
     )
     assert ctx.backend.get_deployment(endpoint, "v2").phase == DeploymentPhase.SUCCEEDED
     assert reconcile_model(ctx, MODEL) == ["idle"]
+
+    # ---- newer wins mid-rollout: v4 is abandoned for v5 while it provisions -----------------------------------
+    # Two more versions of outputs already trained (no training time), registered for runs made by hand.
+    def registered_run(run_id: str, trained_by: RunRecord) -> RunRecord:
+        version = ctx.backend.register_model(trained_by.job_name, registered, {RUN_TAG: run_id, MODEL_TAG: MODEL})
+        run = RunRecord(model=MODEL, run_id=run_id, dataset_id=trained_by.dataset_id, registered_model=registered)
+        run.registered_version = str(version.version)
+        for state in ("queued", "submitted", "completed", "registered"):
+            run.transition(state)
+        return ctx.ledger.create(run)
+
+    run4 = registered_run(f"{MODEL}-fourth", trained_by=run2)
+    assert run4.registered_version == "4" and offer_version(ctx, run4) == "desired"
+    drive(ctx, MODEL, lambda m: m.deployment.get("step") == steps.PROVISIONING, timeout=60)
+    run5 = registered_run(f"{MODEL}-fifth", trained_by=run1)
+    assert offer_version(ctx, run5) == "desired"
+    model = drive(ctx, MODEL, live_on("5"))
+    assert model.live_deployment == "v5" and model.live_run_id == run5.run_id
+    abandoned = run_of(ctx, run4)
+    assert abandoned.state == "superseded" and abandoned.details["superseded_by"] == run5.run_id
+    assert timeline(abandoned)[-2:] == ["deploying", "superseded"]  # never live: abandoned while provisioning
+    assert run_of(ctx, run2).state == "superseded"
+    for gone in ("v4", "v2"):
+        wait_for(
+            lambda name=gone: ctx.backend.get_deployment(endpoint, name).phase == DeploymentPhase.NOT_FOUND,
+            60,
+            f"deployment {gone} to be deleted",
+        )
+    assert chat(ctx, endpoint).strip()
