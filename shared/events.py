@@ -201,14 +201,17 @@ def handle_event(raw: Any, ctx: Any = None, *, reconcile: bool = True) -> EventO
     state = event.job_state
     assert state is not None
     from shared.runs.outcome import apply_job_state
+    from shared.telemetry import log_context
 
-    action = apply_job_state(ctx, run, state, source=f"event {event.event_type}")
-    if action == "busy":
-        raise RetryLaterError(f"run {run.run_id} is busy in another worker; deliver {event.event_type} again later")
-    log.info("job event %s for run %s: %s", event.event_type, run.run_id, action, extra=run_ids(run))
-    outcome = EventOutcome(action, f"{event.kind} {event.status}".strip(), run.run_id, run.model, event.job_name)
-    if reconcile and outcome.applied:
-        _reconcile_now(ctx, run.model)
+    # Every line logged while handling the event (registration, the reconcile that follows) carries the ids.
+    with log_context(run_id=run.run_id, model=run.model, job_name=event.job_name, dataset_id=run.dataset_id):
+        action = apply_job_state(ctx, run, state, source=f"event {event.event_type}")
+        if action == "busy":
+            raise RetryLaterError(f"run {run.run_id} is busy in another worker; deliver {event.event_type} again later")
+        log.info("job event %s for run %s: %s", event.event_type, run.run_id, action, extra=run_ids(run))
+        outcome = EventOutcome(action, f"{event.kind} {event.status}".strip(), run.run_id, run.model, event.job_name)
+        if reconcile and outcome.applied:
+            _reconcile_now(ctx, run.model)
     return outcome
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from shared.ledger import ConflictError, ModelRecord
 from shared.reconcile.steps import IDLE, SLEEPING, next_action, run_step
 from shared.runs.context import RunContext, new_owner
+from shared.telemetry import log_context
 from shared.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
     report.runs = tend_runs(ctx)
     for name in sorted({record.model for record in ctx.ledger.query(ModelRecord)}):
         try:
-            report.models[name] = reconcile_model(ctx, name)
+            with log_context(model=name):
+                report.models[name] = reconcile_model(ctx, name)
         except Exception as exc:  # one model's trouble must not stop the others
             log.exception("reconciling model %s failed", name)
             report.models[name] = [f"error: {exc}"]

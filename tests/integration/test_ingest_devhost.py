@@ -36,4 +36,4 @@ def test_upload_over_http_is_prepared_by_the_blob_trigger(app_env, container, tm
         assert again.status_code == 200 and again.json()["run_id"] == state["run_id"]
         listing = http.get(f"/api/models/{MODEL}/datasets").json()["datasets"]
         assert [d["dataset_id"] for d in listing] == [state["dataset_id"]]
-        assert "Executed 'Functions.ingest_blob' (Succeeded" in host.log()
+        host.wait_for_log("Executed 'Functions.ingest_blob' (Succeeded")
