@@ -34,6 +34,45 @@ class StackError(RuntimeError):
     pass
 
 
+def azurite_running() -> bool:
+    return port_open(10000) and port_open(10002)
+
+
+def launch_azurite(location: Path, timeout: float = 30) -> subprocess.Popen[bytes]:
+    """Azurite (blob, queue, table) on 127.0.0.1 as one process, installed with ``npm ci`` when missing."""
+    binary = ROOT / "node_modules" / ".bin" / "azurite"
+    if not binary.exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True)
+    location.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            str(binary),
+            "--silent",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--blobHost",
+            "127.0.0.1",
+            "--queueHost",
+            "127.0.0.1",
+            "--tableHost",
+            "127.0.0.1",
+            "--location",
+            str(location),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not azurite_running():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise StackError("Azurite did not start on 127.0.0.1:10000-10002")
+        time.sleep(0.1)
+    return proc
+
+
 class LocalStack:
     """``with LocalStack(env) as stack: stack.url`` — Azurite and a devhost on a free port."""
 
@@ -67,34 +106,8 @@ class LocalStack:
         self.stop()
 
     def start_azurite(self) -> None:
-        if port_open(10000) and port_open(10002):
-            return
-        binary = ROOT / "node_modules" / ".bin" / "azurite"
-        if not binary.exists():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True)
-        location = ROOT / ".azurite"
-        location.mkdir(exist_ok=True)
-        self._azurite = subprocess.Popen(
-            [
-                str(binary),
-                "--silent",
-                "--disableTelemetry",
-                "--skipApiVersionCheck",
-                "--loose",
-                "--blobHost",
-                "127.0.0.1",
-                "--queueHost",
-                "127.0.0.1",
-                "--tableHost",
-                "127.0.0.1",
-                "--location",
-                str(location),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self._wait(lambda: port_open(10000) and port_open(10002), 30, "Azurite did not start on 127.0.0.1:10000")
+        if not azurite_running():
+            self._azurite = launch_azurite(ROOT / ".azurite")
 
     def start_devhost(self, timeout: float = 90) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

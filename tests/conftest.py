@@ -7,10 +7,7 @@ never see each other's state on one Azurite.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,47 +22,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
-
-
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running Azurite on the default ports; reuses one that runs already (``make test`` starts one)."""
-    if _port_open(10000) and _port_open(10002):
+    from scripts.stack import StackError, azurite_running, launch_azurite
+
+    if azurite_running():
         yield AZURITE_CONN
         return
-    binary = ROOT / "node_modules" / ".bin" / "azurite"
-    if not binary.exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=ROOT, check=True)
-    location = tmp_path_factory.mktemp("azurite")
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "--silent",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-            "--loose",
-            "--blobHost",
-            "127.0.0.1",
-            "--queueHost",
-            "127.0.0.1",
-            "--tableHost",
-            "127.0.0.1",
-            "--location",
-            str(location),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while not (_port_open(10000) and _port_open(10002)):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            pytest.fail("Azurite did not start on 127.0.0.1:10000-10002")
-        time.sleep(0.1)
+    try:
+        proc = launch_azurite(tmp_path_factory.mktemp("azurite"))
+    except StackError as exc:
+        pytest.fail(str(exc))
     try:
         yield AZURITE_CONN
     finally:

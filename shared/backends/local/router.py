@@ -16,15 +16,14 @@ import http.client
 import json
 import logging
 import random
-import signal
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from shared.backends.local.scoring import PIN_HEADER
-from shared.backends.local.state import alive, inherited_socket, read_json, write_text_atomic
+from shared.backends.local.state import alive, http_server_on, inherited_socket, read_json, write_text_atomic
 from shared.timeutil import iso
 
 log = logging.getLogger("autotune.local.router")
@@ -174,16 +173,7 @@ def main(argv: list[str]) -> int:
         print("router: no listening socket handed over (AUTOTUNE_LISTEN_FD)", file=sys.stderr)
         return 2
     handler = type("BoundHandler", (Handler,), {"endpoint": Endpoint(folder)})
-    server = ThreadingHTTPServer(sock.getsockname()[:2], handler, bind_and_activate=False)
-    server.socket.close()
-    server.socket = sock
-    server.daemon_threads = True
-
-    def _stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    server = http_server_on(sock, handler)
     log.info("endpoint router for %s on port %d", folder.name, sock.getsockname()[1])
     server.serve_forever(poll_interval=0.2)
     server.server_close()

@@ -22,13 +22,18 @@ import hmac  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
-import threading  # noqa: E402
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
+from http.server import BaseHTTPRequestHandler  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from shared.backends.local.scoring import ScoringInputError, parse_request  # noqa: E402
-from shared.backends.local.state import file_lock, inherited_socket, read_json, write_json  # noqa: E402
+from shared.backends.local.state import (  # noqa: E402
+    file_lock,
+    http_server_on,
+    inherited_socket,
+    read_json,
+    write_json,
+)
 from shared.timeutil import iso  # noqa: E402
 
 log = logging.getLogger("autotune.local.server")
@@ -144,15 +149,7 @@ def main(argv: list[str]) -> int:
         (Handler,),
         {"predictor": predictor, "key_path": folder.parent.parent / "key.json"},
     )
-    server = ThreadingHTTPServer(sock.getsockname()[:2], handler, bind_and_activate=False)
-    server.socket.close()
-    server.socket = sock
-    server.daemon_threads = True
-
-    def _stop(signum, frame):
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, _stop)
+    server = http_server_on(sock, handler)
     if not set_phase(folder, "succeeded"):
         log.info("deployment was replaced or deleted while loading; exiting")
         return 0

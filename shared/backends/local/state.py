@@ -238,6 +238,24 @@ def inherited_socket() -> socket.socket | None:
     return socket.socket(fileno=int(raw))
 
 
+def http_server_on(sock: socket.socket, handler: type) -> Any:
+    """A threading HTTP server on the socket the parent handed over; SIGTERM or SIGINT stops it gracefully."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(sock.getsockname()[:2], handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock
+    server.daemon_threads = True
+
+    def _stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    return server
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
