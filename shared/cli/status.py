@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from typing import Any
 
 from shared.cli.client import AppClient, add_connection_args
 
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ACTIVE = {"queued", "submitted", "running", "completed", "registered", "deploying"}
 
 
@@ -92,12 +94,9 @@ def render_run(detail: dict[str, Any]) -> str:
         lines.append(f"error: {detail['error']}")
     dataset = detail.get("dataset") or {}
     if dataset:
-        lines.append(
-            "dataset "
-            + " · ".join(
-                f"{key} {dataset[key]}" for key in ("dataset_id", "train", "test", "rejected") if key in dataset
-            )
-        )
+        counts = {"dataset": dataset.get("dataset_id"), **(dataset.get("summary") or {})}
+        shown = [f"{key} {counts[key]}" for key in ("dataset", "train", "test", "rejected") if key in counts]
+        lines.append(" · ".join(shown))
     lines.append("timeline:")
     lines += [f"  {step['at']}  {step['state']}" for step in detail.get("timeline", [])]
     metrics = {k: v for k, v in (detail.get("metrics") or {}).items() if isinstance(v, (int, float))}
@@ -105,7 +104,7 @@ def render_run(detail: dict[str, Any]) -> str:
         lines.append("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     if (detail.get("registered") or {}).get("version"):
         lines.append(f"registered {detail['registered']['model']} version {detail['registered']['version']}")
-    chart = loss_chart((job.get("progress") or {}).get("history") or {})
+    chart = loss_chart(detail.get("loss_history") or {})
     if chart:
         lines += ["", chart]
     return "\n".join(lines)
@@ -126,4 +125,4 @@ def loss_chart(history: dict[str, list[list[float]]], width: int = 72, height: i
         plotext.plot([p[0] for p in points], [p[1] for p in points], label=label, marker="braille")
     plotext.title("loss")
     plotext.xlabel("step")
-    return plotext.build()
+    return ANSI.sub("", plotext.build())  # plotext colours even with the "clear" theme

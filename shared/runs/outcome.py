@@ -87,14 +87,17 @@ def complete_run(ctx: RunContext, run: RunRecord) -> str:
 def _register_locked(ctx: RunContext, run: RunRecord) -> str:
     metrics: dict[str, Any] = dict(run.metrics)
     studio_url = run.studio_url
+    details = dict(run.details)
     try:
         status = ctx.backend.get_job(run.job_name)
         metrics.update(status.metrics)
         studio_url = status.studio_url or studio_url
+        if (status.progress or {}).get("history"):
+            details["loss_history"] = status.progress["history"]  # kept for the run's loss curve
     except Exception as exc:  # noqa: BLE001 - metrics are lineage, not a reason to hold the model back
         log.warning("no metrics for job %s: %s", run.job_name, exc, extra=run_ids(run))
     if run.state != "completed":
-        run = advance_run(ctx.ledger, run, "completed", metrics=metrics, studio_url=studio_url)
+        run = advance_run(ctx.ledger, run, "completed", metrics=metrics, studio_url=studio_url, details=details)
     try:
         version = ctx.backend.register_model(
             run.job_name, ctx.settings.registered_model_name(run.model), lineage_tags(run, metrics)

@@ -162,8 +162,10 @@ def run_detail(ctx: RunContext, run_id: str) -> dict[str, Any] | None:
     body["registered"] = (
         {"model": run.registered_model, "version": run.registered_version} if run.registered_version else None
     )
-    details = {k: v for k, v in run.details.items() if k not in ("progress",)}
+    details = {k: v for k, v in run.details.items() if k not in ("progress", "loss_history")}
     body["details"] = details
+    live_history = ((job.get("progress") or {}).get("history")) if job.get("progress") else None
+    body["loss_history"] = live_history or run.details.get("loss_history") or None
     model = ctx.ledger.get(ModelRecord, "models", run.model)
     if model is not None:
         in_flight = model.deployment if model.deployment.get("run_id") == run.run_id else {}

@@ -45,10 +45,16 @@ class EventSink:
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def events_for(self, job: str, timeout: float = 30) -> list[dict]:
+    def events_for(self, job: str, timeout: float = 30, *, running: bool = False) -> list[dict]:
+        """The job's final event(s); with ``running`` also the RunStatusChanged(Running) sent at its start."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = [e for _, _, events in self.deliveries for e in events if e["data"]["runId"] == job]
+            found = [
+                e
+                for _, _, events in self.deliveries
+                for e in events
+                if e["data"]["runId"] == job and (running or e["data"].get("runStatus") != "Running")
+            ]
             if found:
                 return found
             time.sleep(0.1)
@@ -155,6 +161,8 @@ def test_job_trains_registers_and_reports_completion(backend: LocalBackend, sink
     events = sink.events_for(job)
     assert [e["eventType"] for e in events] == ["Microsoft.MachineLearningServices.RunCompleted"]
     check_event_shape(events[0], backend, job, "demo-run-ok")
+    started = sink.events_for(job, running=True)[0]  # delivered first: Running, as Azure ML announces it
+    assert started["eventType"].endswith("RunStatusChanged") and started["data"]["runStatus"] == "Running"
     path, headers, _ = next(d for d in sink.deliveries if d[2][0]["data"]["runId"] == job)
     assert path.startswith("/runtime/webhooks/eventgrid?") and "functionName=on_ml_job_event" in path
     assert headers["aeg-event-type"] == "Notification"

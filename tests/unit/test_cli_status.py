@@ -15,10 +15,10 @@ DETAIL = {
             "step": 30,
             "max_steps": 60,
             "loss": 1.25,
-            "history": {"loss": [[10, 3.1], [20, 2.0], [30, 1.25]], "eval_loss": [[15, 2.5], [30, 1.6]]},
         },
     },
-    "dataset": {"dataset_id": "c0dbe274fa814782", "train": 275, "test": 26, "rejected": 5},
+    "loss_history": {"loss": [[10, 3.1], [20, 2.0], [30, 1.25]], "eval_loss": [[15, 2.5], [30, 1.6]]},
+    "dataset": {"dataset_id": "c0dbe274fa814782", "summary": {"train": 275, "test": 26, "rejected": 5}},
     "timeline": [
         {"state": "queued", "at": "2026-11-28T04:00:00.000Z"},
         {"state": "running", "at": "2026-11-28T04:00:02.000Z"},
@@ -38,7 +38,7 @@ def test_progress_line_shows_stage_step_and_loss():
 def test_render_run_has_timeline_dataset_metrics_and_both_curves():
     text = render_run(DETAIL)
     assert "2026-11-28T04:00:02.000Z  running" in text
-    assert "dataset dataset_id c0dbe274fa814782 · train 275 · test 26 · rejected 5" in text
+    assert "dataset c0dbe274fa814782 · train 275 · test 26 · rejected 5" in text
     assert "train_loss=0.77" in text
     assert "train loss" in text and "eval loss" in text
 

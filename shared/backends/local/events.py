@@ -40,7 +40,7 @@ def run_tags(job: dict[str, Any]) -> dict[str, str]:
 
 
 def build_event(job: dict[str, Any], state: str, workspace_id: str) -> dict[str, Any]:
-    """The EventGridEvent fields for a job's final ``state`` (completed, failed, canceled)."""
+    """The EventGridEvent fields for a job's ``state`` (running, or the final completed, failed, canceled)."""
     exp_id = experiment_id(workspace_id, job.get("experiment", ""))
     data: dict[str, Any] = {
         "experimentId": exp_id,

@@ -73,6 +73,8 @@ class Job:
         from shared.settings import load_settings
 
         self.status(state="running", started_at=iso(), progress={"stage": "validate"})
+        # Azure ML announces a job going Running with RunStatusChanged too; one try is enough (it is news, not an end)
+        events.publish(self.spec["host_url"], events.build_event(self.spec, "running", self.spec["workspace_id"]), 1)
         settings = load_settings()
         from shared.backends.local.params import effective
 
