@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,15 +43,9 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def app_env(azurite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment for one test: Azurite storage, its own tables/container/state dir, local backend."""
-    suffix = uuid.uuid4().hex[:10]
-    env = {
-        "AzureWebJobsStorage": azurite,
-        "LEDGER_TABLE_PREFIX": f"t{suffix}",
-        "TRAINING_CONTAINER": f"training-{suffix}",
-        "ML_BACKEND": "local",
-        "LOCAL_STATE_DIR": str(tmp_path / "state"),
-        "GATEWAY_API_KEYS": "test-key-1,test-key-2",
-    }
+    from tests.isolation import isolated_env
+
+    env = isolated_env(azurite, tmp_path / "state", GATEWAY_API_KEYS="test-key-1,test-key-2")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     from shared.backends import reset_backends

@@ -8,7 +8,6 @@ chat through the real ``openai`` client → idle sweep → sleep → wake → se
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from scripts.journey import FAST_ENV, SAMPLE, Journey
 from scripts.stack import LocalStack
 from shared.backends.local.state import alive
+from tests.isolation import isolated_env
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +33,8 @@ def _with_bad_lines(tmp_path: Path) -> Path:
 
 
 def test_drop_data_get_a_live_model_that_sleeps_and_wakes(azurite: str, tmp_path: Path):
-    suffix = uuid.uuid4().hex[:8]
-    env = {
-        **FAST_ENV,
-        "AzureWebJobsStorage": azurite,
-        "TRAINING_CONTAINER": f"training-{suffix}",
-        "LEDGER_TABLE_PREFIX": f"e2e{suffix}",
-        "LOCAL_STATE_DIR": str(tmp_path / "state"),
-        "GATEWAY_API_KEYS": "e2e-key",
-        "ENDPOINT_IDLE_MINUTES": "0.5",
-    }
+    env = {**FAST_ENV, **isolated_env(azurite, tmp_path / "state", GATEWAY_API_KEYS="e2e-key")}
+    env["ENDPOINT_IDLE_MINUTES"] = "0.5"
     data = _with_bad_lines(tmp_path)
     lines = [line for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
     with LocalStack(env, log_path=tmp_path / "devhost.log") as stack:

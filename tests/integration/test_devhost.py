@@ -17,6 +17,7 @@ import pytest
 
 from devhost.testing import DevHostProcess
 from tests.conftest import ROOT, SHARED_DIR
+from tests.isolation import isolated_env
 
 FIXTURE_APP = ROOT / "tests" / "fixtures" / "devhost_app"
 EVENTS = SHARED_DIR / "contracts" / "events"
@@ -43,15 +44,12 @@ def wait_for_records(path: Path, function: str, count: int = 1, timeout: float =
 
 def fixture_env(azurite: str, tmp_path: Path) -> dict[str, str]:
     """The app_env shape (own container, tables, state dir) plus the record file and one overridden setting."""
-    suffix = uuid.uuid4().hex[:10]
-    return {
-        "AzureWebJobsStorage": azurite,
-        "LEDGER_TABLE_PREFIX": f"t{suffix}",
-        "TRAINING_CONTAINER": f"training-{suffix}",
-        "LOCAL_STATE_DIR": str(tmp_path / "state"),
-        "DEVHOST_TEST_RECORD": str(tmp_path / "records.jsonl"),
-        "FIXTURE_OVERRIDDEN": "from the environment",
-    }
+    return isolated_env(
+        azurite,
+        tmp_path / "state",
+        DEVHOST_TEST_RECORD=str(tmp_path / "records.jsonl"),
+        FIXTURE_OVERRIDDEN="from the environment",
+    )
 
 
 @pytest.fixture(scope="module")

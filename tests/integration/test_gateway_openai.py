@@ -21,6 +21,7 @@ from shared.gateway.stub import StubReply, StubScoringServer
 from shared.ledger import ActivityRecord, Ledger, ModelRecord
 from shared.settings import load_settings
 from tests.integration.test_gateway_handlers import SAMPLE_SCORE
+from tests.isolation import isolated_env
 
 KEYS = ("client-key-old", "client-key-new")
 
@@ -57,20 +58,16 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("gateway-devhost")
-    suffix = uuid.uuid4().hex[:10]
-    env = {
-        "AzureWebJobsStorage": azurite,
-        "LEDGER_TABLE_PREFIX": f"g{suffix}",
-        "TRAINING_CONTAINER": f"training-{suffix}",
-        "ML_BACKEND": "local",
-        "LOCAL_STATE_DIR": str(folder / "state"),
-        "GATEWAY_API_KEYS": ",".join(KEYS),
-        "GATEWAY_MAX_BODY_BYTES": "20000",
-        "GATEWAY_READ_TIMEOUT_SECONDS": "1",
-        "IDLE_SWEEP_SCHEDULE": "0 0 0 1 1 *",  # keep the timers quiet during the tests
-        "RECONCILE_SCHEDULE": "0 0 0 1 1 *",
-        "GATEWAY_STUB_TARGET_FILE": str(folder / "target.json"),
-    }
+    env = isolated_env(
+        azurite,
+        folder / "state",
+        GATEWAY_API_KEYS=",".join(KEYS),
+        GATEWAY_MAX_BODY_BYTES="20000",
+        GATEWAY_READ_TIMEOUT_SECONDS="1",
+        IDLE_SWEEP_SCHEDULE="0 0 0 1 1 *",  # keep the timers quiet during the tests
+        RECONCILE_SCHEDULE="0 0 0 1 1 *",
+        GATEWAY_STUB_TARGET_FILE=str(folder / "target.json"),
+    )
     with StubScoringServer(key="endpoint-key-1", deployment="v2", answer="Bonjour from the stub.") as stub:
         target_file = Path(env["GATEWAY_STUB_TARGET_FILE"])
         target_file.write_text(json.dumps({"url": stub.url, "key": stub.key}))
