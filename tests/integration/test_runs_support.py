@@ -186,8 +186,14 @@ def model_of(ctx: RunContext, model: str) -> ModelRecord:
 
 
 def job_events(sink: EventSink, job_name: str, timeout: float = 240) -> list[dict[str, Any]]:
-    """The final event(s) the local job posted (RunCompleted, or RunStatusChanged Failed/Canceled)."""
-    return wait_for(lambda: sink.for_job(job_name), timeout, f"the event of job {job_name}")
+    """The final event(s) the local job posted (RunCompleted, or RunStatusChanged Failed/Canceled); the
+    RunStatusChanged(Running) a job sends when it starts is left out."""
+
+    def final() -> list[dict[str, Any]]:
+        events = sink.for_job(job_name)
+        return [e for e in events if str((e.get("data") or {}).get("runStatus") or "").lower() != "running"]
+
+    return wait_for(final, timeout, f"the final event of job {job_name}")
 
 
 def drive(ctx: RunContext, model: str, done: Callable[[ModelRecord], bool], timeout: float = 180) -> ModelRecord:
