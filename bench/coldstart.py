@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GOAL = 1.5
 TIMED = "{prelude}import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-# aiohttp is in the local venv (mlflow, the devhost) but not in the Azure deployment (requirements.txt does not
-# pull it); azure.storage.blob imports it when it is there. Hiding it shows the import cost as deployed.
+# azure.storage.blob imports aiohttp eagerly whenever it is installed (for its async auth policy). aiohttp is in
+# requirements.txt (the gateway's upstream client), so the deployed import includes it; hiding it shows what that
+# dependency costs at cold start.
 HIDE_AIOHTTP = "import sys; sys.modules['aiohttp'] = None; "
 
 
@@ -66,18 +67,18 @@ def main() -> int:
     args = parser.parse_args()
 
     import_seconds("azure.functions"), import_seconds("function_app")  # warm-up: compile bytecode
-    baseline, app, deployed = [], [], []
+    baseline, app, no_aiohttp = [], [], []
     for _ in range(args.runs):
         baseline.append(import_seconds("azure.functions"))
         app.append(import_seconds("function_app"))
-        deployed.append(import_seconds("function_app", HIDE_AIOHTTP))
+        no_aiohttp.append(import_seconds("function_app", HIDE_AIOHTTP))
     base_ms, app_ms = statistics.median(baseline) * 1000, statistics.median(app) * 1000
-    deployed_ms = statistics.median(deployed) * 1000
+    no_aiohttp_ms = statistics.median(no_aiohttp) * 1000
     ratio = app_ms / base_ms
     print(f"import azure.functions (baseline): median {base_ms:7.1f} ms over {args.runs} fresh interpreters")
     print(f"import function_app:               median {app_ms:7.1f} ms")
-    as_deployed = f"(as in Azure, ratio {deployed_ms / base_ms:.2f})"
-    print(f"import function_app, no aiohttp:   median {deployed_ms:7.1f} ms {as_deployed}")
+    without = f"(ratio {no_aiohttp_ms / base_ms:.2f}: what aiohttp costs via azure.storage.blob)"
+    print(f"import function_app, no aiohttp:   median {no_aiohttp_ms:7.1f} ms {without}")
     verdict = "meets" if ratio <= GOAL else "MISSES"
     print(f"ratio function_app / azure.functions: {ratio:.2f} ({verdict} the goal of <= {GOAL})")
     if args.breakdown:
