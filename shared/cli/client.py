@@ -8,11 +8,27 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from shared.settings import load_client_settings
+
+
+def client_environment() -> dict[str, str]:
+    """The environment, completed (never overridden) by ``local.settings.json`` or its sample in a checkout, as
+    ``func`` and the devhost read them, so ``python -m shared chat`` finds the local app's URL and API key."""
+    import os
+
+    merged = dict(os.environ)
+    try:
+        from devhost.settings import find_settings_file, load_local_settings
+    except ImportError:  # installed elsewhere than a checkout: the environment and flags only
+        return merged
+    if find_settings_file(Path.cwd()) is not None:
+        load_local_settings(Path.cwd(), merged)
+    return merged
 
 
 class CliError(RuntimeError):
@@ -34,7 +50,7 @@ class AppClient:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AppClient:
-        conf = load_client_settings()
+        conf = load_client_settings(client_environment())
         keys = conf["gateway_api_keys"]
         return cls(
             url=args.url or conf["host_url"],

@@ -1,6 +1,7 @@
 """The CLI's client against real loopback servers: clear errors for unreachable apps and refused keys."""
 
 import json
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,3 +68,19 @@ def test_models_table(server, capsys):
 def test_api_error_message_is_shown(server, capsys):
     assert main(["wake", "ghost", "--url", server, "--function-key", "good"]) == 1
     assert "model ghost does not exist" in capsys.readouterr().err
+
+
+def test_local_settings_fill_what_the_environment_lacks(tmp_path, monkeypatch):
+    from shared.cli.client import client_environment
+    from shared.settings import load_client_settings
+
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps({"Values": {"GATEWAY_API_KEYS": "from-file", "AUTOTUNE_HOST_URL": "http://127.0.0.1:7999"}})
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("GATEWAY_API_KEYS", raising=False)
+    monkeypatch.setenv("AUTOTUNE_HOST_URL", "http://127.0.0.1:8123")  # the environment wins, as with func
+    conf = load_client_settings(client_environment())
+    assert conf["gateway_api_keys"] == ("from-file",)
+    assert conf["host_url"] == "http://127.0.0.1:8123"
+    assert "GATEWAY_API_KEYS" not in os.environ  # read, never written into the process
