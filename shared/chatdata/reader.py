@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from shared.chatdata.overlap import Overlap
+
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
 HEAD_BYTES = 64 * 1024  # kept for sniffing what a non-JSONL file is
@@ -45,9 +47,11 @@ class StreamInfo:
     lf_lines: int = 0
     head: bytes = b""
     _sha: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
+    _hashing: Overlap = field(default_factory=Overlap, repr=False)  # the SHA-256 runs beside the parsing
 
     @property
     def content_sha256(self) -> str:
+        self._hashing.wait()
         return self._sha.hexdigest()
 
     @property
@@ -90,13 +94,16 @@ def decompressed(chunks: Iterable[bytes], info: StreamInfo) -> Iterator[bytes]:
         stream = _gunzip(_chain(first, iterator), info)
     else:
         stream = _counted(_chain(first, iterator), info)
-    for data in stream:
-        if data:
-            info.content_bytes += len(data)
-            info._sha.update(data)
-            if len(info.head) < HEAD_BYTES:
-                info.head += data[: HEAD_BYTES - len(info.head)]
-            yield data
+    try:
+        for data in stream:
+            if data:
+                info.content_bytes += len(data)
+                info._hashing.submit(info._sha.update, data)
+                if len(info.head) < HEAD_BYTES:
+                    info.head += data[: HEAD_BYTES - len(info.head)]
+                yield data
+    finally:
+        info._hashing.wait()
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
