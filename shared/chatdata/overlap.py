@@ -1,49 +1,72 @@
 """Run GIL-releasing work (SHA-256 of the content, writing output) on a helper thread while the main thread parses.
 
 Why: hashing a multi-MB chunk and writing a 1 MiB block to a file or a blob release the GIL, so on a machine with
-two cores they can run beside the JSON parsing instead of after it. At most one call is in flight per ``Overlap``:
-calls keep their order, memory stays bounded (one chunk or block), and an error is raised on the main thread at
-the next call or at ``wait``. Small pieces run inline: a thread per call only pays off for large buffers.
+two cores they can run beside the JSON parsing instead of after it. One helper thread per ``Overlap`` runs the
+calls in order; at most ``depth`` wait for it, so memory stays bounded (that many chunks or blocks). An error is
+raised on the main thread at the next call, ``wait`` or ``close``; calls after an error are skipped. Small
+pieces run inline (after the queued ones): handing them over costs more than it saves.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
 
-MIN_OVERLAP_BYTES = 256 * 1024  # below this a thread start costs more than it saves
+MIN_OVERLAP_BYTES = 256 * 1024  # below this a hand-over costs more than it saves
+
+Call = Callable[[bytes], Any]
 
 
 class Overlap:
-    """One background call at a time, in order; ``wait`` joins it and re-raises its error."""
+    """Calls run in order on one helper thread (started on first use); ``close`` ends it."""
 
-    __slots__ = ("_error", "_thread")
+    __slots__ = ("_error", "_queue", "_thread")
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 1) -> None:
+        self._queue: queue.Queue[tuple[Call, bytes] | None] = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def submit(self, call: Callable[[bytes], Any], data: bytes) -> None:
-        """Run ``call(data)`` after the previous call ended: on a helper thread when ``data`` is large."""
-        self.wait()
+    def submit(self, call: Call, data: bytes) -> None:
+        """Run ``call(data)`` after the calls before it: on the helper thread when ``data`` is large."""
         if len(data) < MIN_OVERLAP_BYTES:
+            self.wait()
             call(data)
             return
-        self._thread = threading.Thread(target=self._run, args=(call, data), daemon=True)
-        self._thread.start()
+        self._raise()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="chatdata-overlap", daemon=True)
+            self._thread.start()
+        self._queue.put((call, data))  # blocks while ``depth`` calls wait: bounded memory
 
-    def _run(self, call: Callable[[bytes], Any], data: bytes) -> None:
-        try:
-            call(data)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by wait(), which re-raises it
-            self._error = exc
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    item[0](item[1])
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which re-raises it
+                self._error = exc
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
 
     def wait(self) -> None:
-        """Block until the call in flight (if any) has ended; raise its error here, on the caller's thread."""
+        """Block until every submitted call has ended; raise the first error here, on the caller's thread."""
         if self._thread is not None:
+            self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Wait for the calls, end the helper thread, and raise the first error (if any)."""
+        if self._thread is not None:
+            self._queue.put(None)
             self._thread.join()
             self._thread = None
+        self._raise()
+
+    def _raise(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error

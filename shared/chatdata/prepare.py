@@ -18,6 +18,7 @@ import orjson
 from xxhash import xxh3_128_digest
 
 from shared.chatdata import rules, stats
+from shared.chatdata.overlap import Overlap
 from shared.chatdata.reader import InputError, StreamInfo, TooLong, decompressed, iter_lines
 from shared.chatdata.sniff import describe_non_jsonl
 
@@ -29,6 +30,7 @@ Writer = Callable[[bytes], Any]
 RAW_CHARS = 2048  # raw text kept per rejected line
 FIRST_REJECTIONS = 20  # rejections echoed in the report itself
 FLUSH_BYTES = 1 << 20
+WRITES_IN_FLIGHT = 4  # output blocks queued for the writing thread (memory: this many MiB at most)
 DIGEST_BYTES = 16
 
 # whole-dataset rejection codes
@@ -70,12 +72,16 @@ class PrepareOptions:
 
 
 class _Buffered:
-    """Collects output lines and hands them to the writer in ~1 MiB pieces (one blob block, one file write)."""
+    """Collects output lines and hands them to the writer in ~1 MiB pieces (one blob block, one file write).
 
-    __slots__ = ("count", "parts", "size", "writer")
+    The pieces go through ``writing``, shared by the three outputs: written beside the parsing (file and network
+    writes release the GIL) but one at a time and in order, so a writer never sees two calls at once."""
 
-    def __init__(self, writer: Writer):
+    __slots__ = ("count", "parts", "size", "writer", "writing")
+
+    def __init__(self, writer: Writer, writing: Overlap):
         self.writer = writer
+        self.writing = writing
         self.parts: list[bytes] = []
         self.size = 0
         self.count = 0
@@ -89,7 +95,7 @@ class _Buffered:
 
     def flush(self) -> None:
         if self.parts:
-            self.writer(b"".join(self.parts))
+            self.writing.submit(self.writer, b"".join(self.parts))
             self.parts = []
             self.size = 0
 
@@ -116,9 +122,10 @@ class _Run:
         self.options = options
         self.max_seq_length = options.max_seq_length
         self.test_percent = options.test_percent
-        self.train = _Buffered(train)
-        self.test = _Buffered(test)
-        self.rejected = _Buffered(rejected)
+        self.writing = Overlap(WRITES_IN_FLIGHT)
+        self.train = _Buffered(train, self.writing)
+        self.test = _Buffered(test, self.writing)
+        self.rejected = _Buffered(rejected, self.writing)
         self.reasons: Counter[str] = Counter()
         self.warnings: Counter[str] = Counter()
         self.shapes: Counter[str] = Counter()
@@ -203,6 +210,18 @@ def prepare(
     started = time.perf_counter()
     info = StreamInfo()
     run = _Run(options, train, test, rejected)
+    try:
+        unreadable = _run_lines(chunks, run, info)
+        for out in (run.train, run.test, run.rejected):
+            out.flush()
+    finally:
+        run.writing.close()  # every byte written (or the writer's error raised) before the report
+    return _report(run, info, options, unreadable, time.perf_counter() - started)
+
+
+def _run_lines(chunks: Iterable[bytes], run: _Run, info: StreamInfo) -> str | None:
+    """The hot loop: every line to train, test or rejected; returns why the stream is unreadable, if it is."""
+    options = run.options
     decode, check, LineError = rules.decode_line, rules.check, rules.LineError
     max_line = options.max_line_bytes
     line_no = 0
@@ -230,9 +249,7 @@ def prepare(
             run.accept(line_no, raw, conv)
     except InputError as exc:
         unreadable = str(exc)
-    for out in (run.train, run.test, run.rejected):
-        out.flush()
-    return _report(run, info, options, unreadable, time.perf_counter() - started)
+    return unreadable
 
 
 def _verdict(run: _Run, info: StreamInfo, options: PrepareOptions, unreadable: str | None) -> dict[str, str] | None:

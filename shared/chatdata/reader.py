@@ -103,7 +103,7 @@ def decompressed(chunks: Iterable[bytes], info: StreamInfo) -> Iterator[bytes]:
                     info.head += data[: HEAD_BYTES - len(info.head)]
                 yield data
     finally:
-        info._hashing.wait()
+        info._hashing.close()
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
