@@ -1,4 +1,4 @@
-"""HTTP routes for runs (see shared/runs/views.py): list, detail, cancel."""
+"""HTTP routes for runs (see shared/runs/views.py and shared/runs/retry.py): list, detail, cancel, retry."""
 
 import azure.functions as func
 
@@ -53,3 +53,20 @@ def runs_cancel(req: func.HttpRequest) -> func.HttpResponse:
     if run is None:
         return error_response(404, "run_not_found", f"no run {run_id!r}")
     return json_response(summary(run), 202)
+
+
+@bp.route(route="api/runs/{run_id}/retry", methods=["POST"])
+def runs_retry(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.runs.context import RunContext
+    from shared.runs.retry import RetryStateError, retry_run
+    from shared.runs.views import summary
+
+    run_id = req.route_params.get("run_id", "")
+    try:
+        run = retry_run(RunContext.default(), run_id)
+    except RetryStateError as exc:
+        return error_response(409, "run_not_retryable", str(exc))
+    if run is None:
+        return error_response(404, "run_not_found", f"no run {run_id!r}")
+    body = {**summary(run), "attempt": run.details.get("attempt"), "previous_error": run.details.get("previous_error")}
+    return json_response(body, 202)

@@ -229,6 +229,10 @@ def _our_run(ctx: Any, event: JobEvent) -> Any:
     run = ctx.ledger.get(RunRecord, model, run_id)
     if run is None or run.job_name or run.state != "queued":
         return None
+    from shared.runs.retry import previous_job_names
+
+    if event.job_name in previous_job_names(run):  # a late event of a retried run's earlier attempt
+        return None
     # Submitted, then crashed before the ledger learnt the job's name: adopt the job named by the event.
 
     def adopt(current: RunRecord) -> bool:

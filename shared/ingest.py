@@ -225,6 +225,11 @@ def _stale(stamp: str) -> bool:
     return when is None or utcnow() - when > timedelta(seconds=STALE_CLAIM_SECONDS)
 
 
+def claim_is_stale(record: DatasetRecord) -> bool:
+    """True for a ``preparing`` record whose owner stopped its heartbeat (crashed): the next delivery takes over."""
+    return record.state == "preparing" and _stale(record.updated_at)
+
+
 def heartbeat(chunks: Iterable[bytes], ledger: Ledger, record: DatasetRecord, every: float) -> Iterator[bytes]:
     """Pass ``chunks`` through, touching the claim's ``updated_at`` every ``every`` seconds (proof of life)."""
     last = time.monotonic()

@@ -7,7 +7,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS: tuple[str, ...] = ("upload", "models", "chat", "status", "prepare")  # each command module adds its name here
+# each command module adds its name here
+COMMANDS: tuple[str, ...] = ("upload", "models", "chat", "status", "prepare", "retry")
 
 
 def build_parser() -> argparse.ArgumentParser:

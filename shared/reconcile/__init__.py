@@ -6,7 +6,8 @@ ledger, takes the *next* idempotent step and records it converges whatever happe
 crash halfway. Two reconcilers never work on the same model at once: each holds the lease ``model:{model}``
 (the sweeper takes the same lease), and every write is ETag-checked.
 
-``reconcile_all`` is the timer's work: the backstop over unfinished runs (``backstop``), then every model.
+``reconcile_all`` is the timer's work: crashed dataset preparations re-driven (``datasets``), the backstop over
+unfinished runs (``backstop``), then every model.
 ``reconcile_model`` is also called right after a job event is handled.
 """
 
@@ -32,14 +33,16 @@ MAX_STEPS_PER_TICK = 12
 
 @dataclass
 class TickReport:
-    """What one timer tick did: per run (backstop) and per model (the actions taken, in order)."""
+    """What one timer tick did: per run (backstop), per model (the actions taken, in order) and per dataset
+    whose crashed preparation was re-driven (``"model/dataset_id"``)."""
 
     started_at: str = field(default_factory=iso)
     runs: dict[str, str] = field(default_factory=dict)
     models: dict[str, list[str]] = field(default_factory=dict)
+    datasets: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"started_at": self.started_at, "runs": self.runs, "models": self.models}
+        return {"started_at": self.started_at, "runs": self.runs, "models": self.models, "datasets": self.datasets}
 
 
 def reconcile_model(
@@ -96,11 +99,13 @@ def reconcile_model(
 
 
 def reconcile_all(ctx: RunContext | None = None) -> TickReport:
-    """The timer's tick: the backstop over unfinished runs, then one reconcile pass per model."""
+    """The timer's tick: crashed preparations re-driven, the backstop over unfinished runs, then every model."""
     from shared.reconcile.backstop import tend_runs
+    from shared.reconcile.datasets import redrive_stale_datasets
 
     ctx = ctx or RunContext.default()
     report = TickReport()
+    report.datasets = redrive_stale_datasets(ctx)
     report.runs = tend_runs(ctx)
     for name in sorted({record.model for record in ctx.ledger.query(ModelRecord)}):
         try:
@@ -110,7 +115,7 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
             log.exception("reconciling model %s failed", name)
             report.models[name] = [f"error: {exc}"]
     busy = {name: steps for name, steps in report.models.items() if steps not in (["idle"], ["sleeping"])}
-    log.info("reconcile tick: runs %s, models %s", report.runs, busy)
+    log.info("reconcile tick: datasets %s, runs %s, models %s", report.datasets, report.runs, busy)
     return report
 
 

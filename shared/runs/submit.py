@@ -131,10 +131,21 @@ def submit_run(ctx: RunContext, run: RunRecord) -> RunRecord:
         ctx.ledger.release_lease(lease, owner)
 
 
+def job_key(run: RunRecord) -> str:
+    """The id the backend names, tags and finds the job by: the run id, plus the attempt for a retried run.
+
+    Why: backends look a job up by this key before submitting (so a crash never trains twice); a retry
+    (``shared.runs.retry``) must get a NEW job, never re-adopt the previous attempt's failed one.
+    """
+    attempt = int(run.details.get("attempt", 1) or 1)
+    return run.run_id if attempt <= 1 else f"{run.run_id}-attempt{attempt}"
+
+
 def _submit_locked(ctx: RunContext, run: RunRecord) -> RunRecord:
     backend = ctx.backend
+    key = job_key(run)
     try:
-        existing = backend.find_job(run.run_id)
+        existing = backend.find_job(key)
         if existing:
             log.info("run %s already has job %s; adopting it", run.run_id, existing, extra=run_ids(run))
             return _record_submitted(ctx, run, existing, adopted=True)
@@ -143,7 +154,7 @@ def _submit_locked(ctx: RunContext, run: RunRecord) -> RunRecord:
         compute = backend.check_compute(base)
         parameters = backend.build_parameters(base, compute, overrides)
         request = FineTuneRequest(
-            run_id=run.run_id,
+            run_id=key,
             model=run.model,
             dataset_id=run.dataset_id,
             train_path=dataset_blob(run.model, run.dataset_id, "train"),
@@ -236,9 +247,14 @@ def start_run_for_dataset(ledger: Any, dataset: DatasetRecord, ctx: RunContext |
         return run
     if ctx is None:
         ctx = RunContext(settings=RunContext.default().settings, ledger=ledger)
+    return submit_or_leave_queued(ctx, run)
+
+
+def submit_or_leave_queued(ctx: RunContext, run: RunRecord) -> RunRecord:
+    """``submit_run`` that never raises: an unexpected error leaves the run ``queued`` for the reconciler."""
     try:
         return submit_run(ctx, run)
-    except Exception:  # ingestion succeeded; the reconciler retries queued runs
+    except Exception:  # the caller's own work succeeded; the reconciler retries queued runs
         log.exception("could not submit run %s now; the reconciler will retry", run.run_id, extra=run_ids(run))
         return ctx.ledger.get(RunRecord, run.model, run.run_id) or run
 
@@ -249,8 +265,10 @@ __all__ = [
     "dataset_blob",
     "fail_run",
     "finetune_json_blob",
+    "job_key",
     "read_model_overrides",
     "start_run_for_dataset",
+    "submit_or_leave_queued",
     "submit_run",
     "user_reason",
 ]

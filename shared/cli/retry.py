@@ -1,0 +1,23 @@
+"""``python -m shared retry RUN``: train a failed or canceled run again, once its cause is fixed."""
+
+from __future__ import annotations
+
+import argparse
+
+from shared.cli.client import AppClient, add_connection_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("retry", help="retry a failed or canceled run (after fixing its cause)")
+    parser.add_argument("run", help="the run id, as `status` lists it")
+    add_connection_args(parser)
+    parser.set_defaults(func=run_retry)
+
+
+def run_retry(args: argparse.Namespace) -> int:
+    answer = AppClient.from_args(args).post(f"/api/runs/{args.run}/retry")
+    line = f"{answer.get('run_id', args.run)}: {answer.get('state')} (attempt {answer.get('attempt')})"
+    if answer.get("error"):
+        line += f": {answer['error']}"
+    print(line)
+    return 0

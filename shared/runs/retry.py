@@ -1,0 +1,106 @@
+"""Retrying a failed or canceled run: the operator's explicit way back to ``queued``.
+
+Why an explicit action: a run is one per (model, dataset) and its states only move forward, so once the
+operator has fixed the cause (a bad ``finetune.json``, a retired ``BASE_MODEL``, quota) the same data could
+never train again. A retry is the one move backwards, and only from ``failed`` or ``canceled``: the timeline
+keeps the history (``queued`` is appended, nothing removed), ``details.attempt`` counts attempts and
+``details.previous_attempts`` keeps each earlier attempt's state, error and job. The new attempt is submitted as
+ingestion submits a run (``submit_or_leave_queued``), under a job key that includes the attempt
+(``submit.job_key``), so the backend starts a NEW job instead of re-adopting the previous attempt's failed one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from shared.ledger import RunRecord
+from shared.runs.context import RunContext, find_run, mutate_run, run_ids
+from shared.runs.submit import submit_or_leave_queued
+from shared.timeutil import iso
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = frozenset({"failed", "canceled"})
+# What one attempt leaves in ``details`` that must not leak into the next (submission, polling, progress, cause).
+PER_ATTEMPT_DETAILS = (
+    "submit_attempts",
+    "last_error",
+    "last_attempt_at",
+    "submitted_at",
+    "adopted",
+    "failed_step",
+    "code",
+    "poll_errors",
+    "last_polled_at",
+    "last_poll_error",
+    "progress",
+    "loss_history",
+)
+
+
+class RetryStateError(RuntimeError):
+    """The run is not failed or canceled (the API answers 409 and names its state)."""
+
+
+def requeue(run: RunRecord, at: str | None = None) -> bool:
+    """Move a failed/canceled ``run`` back to ``queued`` in place, remembering the attempt that ended.
+
+    Returns False (and changes nothing) for any other state: the forward-only rule holds everywhere else.
+    """
+    if run.state not in RETRYABLE:
+        return False
+    attempt = int(run.details.get("attempt", 1) or 1)
+    previous: list[dict[str, Any]] = list(run.details.get("previous_attempts") or [])
+    previous.append(
+        {
+            "attempt": attempt,
+            "state": run.state,
+            "error": run.error,
+            "job_name": run.job_name,
+            "failed_step": run.details.get("failed_step", ""),
+            "ended_at": run.updated_at,
+        }
+    )
+    for key in PER_ATTEMPT_DETAILS:
+        run.details.pop(key, None)
+    run.details.update(attempt=attempt + 1, previous_attempts=previous, previous_error=run.error)
+    run.job_name = ""
+    run.error = ""
+    run.studio_url = ""
+    run.metrics = {}
+    run.registered_model = ""
+    run.registered_version = ""
+    run.transition("queued", at=at)
+    run.details["retried_at"] = run.updated_at
+    return True
+
+
+def previous_job_names(run: RunRecord) -> set[str]:
+    """Jobs of the run's earlier attempts: their late events must not be adopted by the new attempt."""
+    return {str(item.get("job_name")) for item in run.details.get("previous_attempts") or [] if item.get("job_name")}
+
+
+def retry_run(ctx: RunContext, run_id: str) -> RunRecord | None:
+    """Requeue a failed/canceled run and submit its new attempt. None if there is no such run."""
+    run = find_run(ctx.ledger, run_id)
+    if run is None:
+        return None
+    if run.state not in RETRYABLE:
+        raise RetryStateError(f"run {run_id} is {run.state}; only failed or canceled runs can be retried")
+    stamp = iso()
+
+    def change(current: RunRecord) -> bool:
+        return requeue(current, at=stamp)
+
+    updated = mutate_run(ctx.ledger, run, change)
+    if updated.state != "queued" or updated.details.get("retried_at") != stamp:
+        # Somebody else moved it meanwhile (another retry won the race): say what it is now.
+        raise RetryStateError(f"run {run_id} is {updated.state}; it was changed while retrying, look again")
+    log.info(
+        "run %s retried by request (attempt %s)", updated.run_id, updated.details["attempt"], extra=run_ids(updated)
+    )
+    return submit_or_leave_queued(ctx, updated)
+
+
+__all__ = ["RETRYABLE", "RetryStateError", "previous_job_names", "requeue", "retry_run"]
