@@ -1,13 +1,11 @@
 """``python -m shared retry RUN`` against a real loopback server: it posts to the run's retry route and prints
 the new attempt, or the app's 409 reason."""
 
-import threading
-from http.server import ThreadingHTTPServer
-
 import pytest
 
 from shared.cli import main
 from tests.unit.test_cli_client import _Handler as AppHandler
+from tests.unit.test_cli_client import serving
 
 
 class _Handler(AppHandler):
@@ -23,11 +21,8 @@ class _Handler(AppHandler):
 
 @pytest.fixture
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(_Handler) as url:
+        yield url
 
 
 def test_retry_prints_the_new_attempt(server, capsys):
