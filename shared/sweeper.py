@@ -106,8 +106,9 @@ class SweepReport:
         }
 
 
-def _minutes(delta_seconds: float) -> int:
-    return int(delta_seconds // 60)
+def _duration(delta_seconds: float) -> str:
+    """Whole minutes, or seconds under a minute (short idle windows, such as the demo's, read "idle 24 s")."""
+    return f"{int(delta_seconds // 60)} min" if delta_seconds >= 60 else f"{int(delta_seconds)} s"
 
 
 def decide(obs: Observation, policy: Policy, now: datetime) -> Decision:
@@ -150,17 +151,17 @@ def decide(obs: Observation, policy: Policy, now: datetime) -> Decision:
     idle_at = activity.idle_at(policy.idle_minutes)
     if idle_at is None or activity.idle_since is None:  # only a record with neither deployment nor update time
         return keep("no activity or deployment time known")
-    idle_minutes = _minutes((now - activity.idle_since).total_seconds())
+    idle_for = _duration((now - activity.idle_since).total_seconds())
     if now < idle_at:
         if activity.last_request is not None and activity.last_request >= activity.idle_since:
             source = "via the gateway" if activity.last_request == activity.gateway else "at the endpoint"
-            return keep(f"active: last request {iso(activity.last_request)} {source} ({idle_minutes} min ago)")
-        return keep(f"recently deployed at {iso(activity.idle_since)} ({idle_minutes} min ago)")
+            return keep(f"active: last request {iso(activity.last_request)} {source} ({idle_for} ago)")
+        return keep(f"recently deployed at {iso(activity.idle_since)} ({idle_for} ago)")
     if activity.last_request is not None and activity.last_request >= activity.idle_since:
         detail = f"no requests since {iso(activity.last_request)}"
     else:
         detail = f"no requests since deployment at {iso(activity.idle_since)}"
-    return Decision(SLEEP, f"idle {idle_minutes} min ({detail})", name, obs.model)
+    return Decision(SLEEP, f"idle {idle_for} ({detail})", name, obs.model)
 
 
 def observe(settings: Settings, ledger: Ledger, backend: MLBackend) -> list[Observation]:
