@@ -26,7 +26,9 @@ EVENTS = SHARED_DIR / "contracts" / "events"
 def read_records(path: Path, function: str | None = None) -> list[dict]:
     if not path.exists():
         return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]  # a line the app is still writing is read on the next poll
+    rows = [json.loads(line) for line in complete.splitlines() if line.strip()]
     return [row for row in rows if function is None or row["fn"] == function]
 
 
