@@ -9,9 +9,11 @@ The demo works in its own namespace (tables ``autotunedemo*``, state under ``.au
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -55,6 +57,17 @@ def reset_namespace(env: dict[str, str], state_dir: Path) -> None:
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def following(journey: Journey, label: str) -> Iterator[None]:
+    """A live status line that the journey's stages update while they wait."""
+    with Status(label, console=console) as status:
+        journey.status = status.update
+        try:
+            yield
+        finally:
+            journey.status = None
+
+
 def report_table(dataset: dict) -> Table:
     report = dataset.get("report") or {}
     table = Table(title=f"Data report · dataset {dataset.get('dataset_id')}", show_header=False)
@@ -83,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"Azurite on 127.0.0.1:10000-10002 · devhost on {stack.url} (log: .autotune/demo-devhost.log)"
             )
             reset_namespace(env, state_dir)
-            with Status("starting", console=console) as status:
-                journey = Journey(stack, MODEL, API_KEY, say=console.print, status=lambda t: status.update(t))
+            journey = Journey(stack, MODEL, API_KEY, say=console.print)
+            with following(journey, "starting"):
                 journey.drop_dataset(args.data, env)
                 dataset = journey.wait_prepared()
                 console.print(report_table(dataset))
@@ -94,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"[bold]Training[/bold] run {run['run_id']} · job {run['job']['name']} · metrics: "
                 + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, (int, float)))
             )
-            with Status("deploying", console=console) as status:
-                journey.status = lambda t: status.update(t)
+            with following(journey, "deploying"):
                 view = journey.wait_live()
             console.print(
                 f"[bold]Registered[/bold] version {view['live_version']} · [bold]deployed[/bold] "
@@ -106,13 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[bold]you>[/bold] {question}\n[bold]{MODEL}>[/bold] {answer}")
             if not args.skip_sleep:
                 idle_s = float(env["ENDPOINT_IDLE_MINUTES"]) * 60
-                with Status("waiting", console=console) as status:
-                    journey.status = lambda t: status.update(t)
+                with following(journey, "waiting"):
                     console.print(f"Now idle: the sweeper deletes endpoints idle for {idle_s:.0f} s (demo setting)")
                     slept = journey.wait_asleep()
                 console.print(f"[bold]Asleep[/bold]: {slept.get('sleep_reason')} · endpoint deleted, model kept")
-                with Status("waking", console=console) as status:
-                    journey.status = lambda t: status.update(t)
+                with following(journey, "waking"):
                     answer = journey.wake_by_request()
                 console.print(
                     f"A request woke it (503, Retry-After {journey.facts.get('wake_retry_after')} s); "
