@@ -26,7 +26,7 @@ from shared.notify import MODEL_DEPLOYED, publish
 from shared.reconcile.smoke import FALLBACK_CONVERSATION, first_conversation, output_text, smoke_payload
 from shared.runs.context import RunContext, advance_run
 from shared.runs.outcome import supersede
-from shared.runs.submit import dataset_blob, fail_run, user_reason
+from shared.runs.submit import fail_run, run_split_blob, user_reason
 from shared.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ def _test_conversation(ctx: RunContext, model: ModelRecord, run_id: str) -> list
     run = _run(ctx, model, run_id)
     if run is not None:
         for split in ("test", "train"):
-            found = first_conversation(ctx.settings, dataset_blob(run.model, run.dataset_id, split))
+            found = first_conversation(ctx.settings, run_split_blob(run, split))
             if found:
                 return found
     log.warning("model %s: no test conversation for run %s; using a generic one", model.model, run_id)

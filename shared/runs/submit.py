@@ -34,6 +34,14 @@ def dataset_blob(model: str, dataset_id: str, split: str) -> str:
     return f"datasets/{model}/{dataset_id}/{split}.jsonl"
 
 
+def run_split_blob(run: RunRecord, split: str) -> str:
+    """Blob path of the file a run trains on (``train``) or holds out (``test``).
+
+    The one place that knows which data a run used: training, the smoke test and evaluation all ask here.
+    """
+    return dataset_blob(run.model, run.dataset_id, split)
+
+
 def finetune_json_blob(model: str) -> str:
     return f"incoming/{model}/finetune.json"
 
@@ -157,8 +165,8 @@ def _submit_locked(ctx: RunContext, run: RunRecord) -> RunRecord:
             run_id=key,
             model=run.model,
             dataset_id=run.dataset_id,
-            train_path=dataset_blob(run.model, run.dataset_id, "train"),
-            test_path=dataset_blob(run.model, run.dataset_id, "test"),
+            train_path=run_split_blob(run, "train"),
+            test_path=run_split_blob(run, "test"),
             parameters=parameters,
             base_model=base,
             compute=compute,
@@ -263,6 +271,7 @@ __all__ = [
     "MAX_SUBMIT_ATTEMPTS",
     "RunInputError",
     "dataset_blob",
+    "run_split_blob",
     "fail_run",
     "finetune_json_blob",
     "job_key",
