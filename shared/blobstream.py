@@ -64,7 +64,12 @@ def read_chunks(client: BlobClient, etag: str | None = None, chunk_size: int = R
 
 
 class BlockBlobWriter:
-    """``write(bytes)`` into staged blocks; ``close()`` commits them (an empty blob when nothing was written)."""
+    """``write(bytes)`` into staged blocks; ``close()`` commits them (an empty blob when nothing was written).
+
+    ``block_id_prefix`` (fixed width) names this writer's blocks apart from other writers' to the same blob, so
+    that one blob can be built in pieces across invocations: each piece stages its blocks (``stage_rest``
+    returns their ids) and the last commits every piece's ids with ``commit_blocks``.
+    """
 
     def __init__(
         self,
@@ -73,15 +78,17 @@ class BlockBlobWriter:
         content_type: str = "application/x-ndjson",
         metadata: dict[str, str] | None = None,
         block_size: int = BLOCK_SIZE,
+        block_id_prefix: str = "",
     ):
         self.client = client
         self.content_type = content_type
         self.metadata = metadata
         self.block_size = block_size
+        self.block_id_prefix = block_id_prefix
         self.bytes_written = 0
         self._buffer: list[bytes] = []
         self._buffered = 0
-        self._blocks: list[Any] = []
+        self._blocks: list[str] = []
 
     def write(self, data: bytes) -> int:
         self._buffer.append(data)
@@ -92,23 +99,21 @@ class BlockBlobWriter:
         return len(data)
 
     def _stage(self) -> None:
-        from azure.storage.blob import BlobBlock
-
         if not self._buffered:
             return
         data = b"".join(self._buffer)
         self._buffer, self._buffered = [], 0
-        block_id = base64.b64encode(f"{len(self._blocks):08d}".encode()).decode()
+        block_id = block_id_for(self.block_id_prefix, len(self._blocks))
         self.client.stage_block(block_id, data, length=len(data))
-        self._blocks.append(BlobBlock(block_id=block_id))
+        self._blocks.append(block_id)
+
+    def stage_rest(self) -> list[str]:
+        """Stage what is buffered and return the ids of every block this writer staged (nothing is committed)."""
+        self._stage()
+        return list(self._blocks)
 
     def close(self) -> None:
-        from azure.storage.blob import ContentSettings
-
-        self._stage()
-        self.client.commit_block_list(
-            self._blocks, content_settings=ContentSettings(content_type=self.content_type), metadata=self.metadata
-        )
+        commit_blocks(self.client, self.stage_rest(), content_type=self.content_type, metadata=self.metadata)
 
     def __enter__(self) -> BlockBlobWriter:
         return self
@@ -116,3 +121,49 @@ class BlockBlobWriter:
     def __exit__(self, exc_type: Any, *_: Any) -> None:
         if exc_type is None:
             self.close()  # on error nothing is committed: staged blocks expire on their own after a week
+
+
+def block_id_for(prefix: str, index: int) -> str:
+    """The id of a writer's ``index``-th block (base64, as the service wants; equal length for equal prefixes)."""
+    return base64.b64encode(f"{prefix}{index:08d}".encode()).decode()
+
+
+def commit_blocks(
+    client: BlobClient,
+    block_ids: list[str],
+    *,
+    content_type: str = "application/x-ndjson",
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Make the blob exactly these staged (or already committed) blocks, in this order."""
+    from azure.storage.blob import BlobBlock, ContentSettings
+
+    client.commit_block_list(
+        [BlobBlock(block_id=block_id) for block_id in block_ids],
+        content_settings=ContentSettings(content_type=content_type),
+        metadata=metadata,
+    )
+
+
+def write_json(container: Any, name: str, value: Any) -> None:
+    """Store ``value`` as an indented JSON blob (reports, manifests, checkpoints: small files people read)."""
+    import orjson
+    from azure.storage.blob import ContentSettings
+
+    container.upload_blob(
+        name,
+        orjson.dumps(value, option=orjson.OPT_INDENT_2),
+        overwrite=True,
+        content_settings=ContentSettings(content_type="application/json"),
+    )
+
+
+def read_json(container: Any, name: str) -> Any:
+    """The JSON blob ``name``, or None when it does not exist."""
+    import orjson
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return orjson.loads(container.download_blob(name).readall())
+    except ResourceNotFoundError:
+        return None

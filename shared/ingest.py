@@ -30,7 +30,7 @@ from shared.names import InvalidNameError, run_id_for, validate_model_name
 from shared.timeutil import iso, parse_iso, utcnow
 
 if TYPE_CHECKING:
-    from azure.storage.blob import BlobClient, ContainerClient
+    from azure.storage.blob import BlobClient
 
     from shared.settings import Settings
 
@@ -251,7 +251,7 @@ def _prepare_outputs(
     client: BlobClient, etag: str, record: DatasetRecord, ledger: Ledger, settings: Settings
 ) -> dict[str, Any]:
     """Pass 2: stream the upload through ``chatdata.prepare`` into staged-block blobs, then write report.json."""
-    from shared.blobstream import BlockBlobWriter, read_chunks
+    from shared.blobstream import BlockBlobWriter, read_chunks, write_json
     from shared.chatdata import PrepareOptions, prepare
     from shared.storage import blob_service
 
@@ -264,19 +264,8 @@ def _prepare_outputs(
     for writer in writers:
         writer.close()
     report["files"] = {name: f"{prefix}{name}.jsonl" for name in OUTPUTS}
-    _put_json(container, f"{prefix}report.json", report)
+    write_json(container, f"{prefix}report.json", report)
     return report
-
-
-def _put_json(container: ContainerClient, name: str, value: Any) -> None:
-    from azure.storage.blob import ContentSettings
-
-    container.upload_blob(
-        name,
-        orjson.dumps(value, option=orjson.OPT_INDENT_2),
-        overwrite=True,
-        content_settings=ContentSettings(content_type="application/json"),
-    )
 
 
 def ledger_report(report: dict[str, Any]) -> dict[str, Any]:

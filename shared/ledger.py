@@ -95,7 +95,9 @@ class Record:
 
 @dataclass
 class DatasetRecord(Record):
-    """A prepared (or rejected) upload. ``dataset_id`` derives from the content hash."""
+    """A prepared (or rejected) upload. ``dataset_id`` derives from the content hash.
+
+    Every prepared dataset that is not ``excluded`` belongs to its model's corpus (see ``shared.corpus``)."""
 
     TABLE: ClassVar[str] = "Datasets"
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("report",)
@@ -107,7 +109,10 @@ class DatasetRecord(Record):
     prefix: str = ""  # datasets/{model}/{dataset_id}/
     report: dict[str, Any] = field(default_factory=dict)
     error: str = ""
-    run_id: str = ""
+    run_id: str = ""  # the run that first gathered this dataset into its corpus
+    prepared_at: str = ""
+    excluded: bool = False  # left out of every later corpus (DELETE /api/models/{model}/datasets/{id})
+    excluded_at: str = ""
     created_at: str = field(default_factory=iso)
     updated_at: str = field(default_factory=iso)
     etag: str | None = None
