@@ -27,6 +27,9 @@ param mlWorkspaceName string = ''
 @description('Resource group of the existing workspace (same subscription); empty means the app resource group.')
 param mlWorkspaceResourceGroupName string = ''
 
+@description('Region of the Azure ML workspace (a reused one: its region; a new one is created there). Empty: location. The compute cluster and the workspace system topic are created in this region.')
+param mlWorkspaceLocation string = ''
+
 @description('Event Grid system topic of the workspace. A resource has at most one system topic: when an existing workspace already has one (in its resource group), name it here and it is reused.')
 param mlSystemTopicName string = ''
 
@@ -74,6 +77,15 @@ param endpointIdleMinutes string = ''
 param pinnedModels string = ''
 param eventsTopicEndpoint string = ''
 
+@description('Event Grid custom topic for lifecycle notifications (EventGridSchema): the app identity gets EventGrid Data Sender on it and EVENTS_TOPIC_ENDPOINT points at it. Empty: none (or eventsTopicEndpoint, granted by hand).')
+param eventsTopicName string = ''
+
+@description('Create eventsTopicName (true) or use an existing topic of that name (false). With an empty name, true creates evgt-events-<token>.')
+param createEventsTopic bool = false
+
+@description('Resource group of an existing eventsTopicName (same subscription); empty means the app resource group.')
+param eventsTopicResourceGroupName string = ''
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -82,10 +94,13 @@ var tags = {
 var createWorkspace = empty(mlWorkspaceName)
 var appResourceGroupName = !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
 var workspaceName = createWorkspace ? 'mlw-${resourceToken}' : mlWorkspaceName
+var workspaceLocation = !empty(mlWorkspaceLocation) ? mlWorkspaceLocation : location
 var workspaceResourceGroupName = createWorkspace || empty(mlWorkspaceResourceGroupName) ? appResourceGroupName : mlWorkspaceResourceGroupName
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(resourceToken, 7)}'
 var deadLetterContainerName = 'deadletter'
+var eventsTopic = !empty(eventsTopicName) ? eventsTopicName : 'evgt-events-${resourceToken}'
+var eventsTopicResourceGroup = createEventsTopic || empty(eventsTopicResourceGroupName) ? appResourceGroupName : eventsTopicResourceGroupName
 var buildCluster = createComputeCluster && toLower(computeClusterName) != 'serverless'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -145,10 +160,11 @@ module mlWorkspace 'modules/ml-workspace.bicep' = if (createWorkspace) {
   scope: rg
   params: {
     name: workspaceName
-    location: location
+    location: workspaceLocation
     tags: tags
     storageAccountName: 'stml${resourceToken}'
     keyVaultName: 'kvml-${resourceToken}'
+    containerRegistryName: 'crml${resourceToken}'
     appInsightsId: monitoring.outputs.appInsightsId
   }
 }
@@ -161,6 +177,7 @@ module mlWiring 'modules/ml-wiring.bicep' = {
   ]
   params: {
     workspaceName: workspaceName
+    location: workspaceLocation
     tags: tags
     appPrincipalId: identity.outputs.principalId
     trainingStorageAccountName: storage.outputs.name
@@ -195,6 +212,31 @@ module roles 'modules/roles.bicep' = {
   }
 }
 
+// Lifecycle notifications: a topic created here, or an existing one named by eventsTopicName; either way
+// the app identity gets EventGrid Data Sender on it and EVENTS_TOPIC_ENDPOINT is set to its endpoint.
+module lifecycleTopic 'modules/events-topic.bicep' = if (createEventsTopic) {
+  name: 'events-topic'
+  scope: rg
+  params: {
+    name: eventsTopic
+    location: location
+    tags: tags
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module lifecycleTopicSender 'modules/events-topic-sender.bicep' = if (!createEventsTopic && !empty(eventsTopicName)) {
+  name: 'events-topic-sender'
+  scope: resourceGroup(eventsTopicResourceGroup)
+  params: {
+    topicName: eventsTopic
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+// Both modules are conditional (null when not deployed): read their outputs null-safely (Bicep BCP318).
+var eventsEndpoint = lifecycleTopic.?outputs.?endpoint ?? lifecycleTopicSender.?outputs.?endpoint ?? eventsTopicEndpoint
+
 var extraSettings = union(
   empty(baseModel) ? {} : { BASE_MODEL: baseModel },
   empty(baseModelVersion) ? {} : { BASE_MODEL_VERSION: baseModelVersion },
@@ -202,7 +244,7 @@ var extraSettings = union(
   empty(finetuneInstanceType) ? {} : { INSTANCE_TYPE_FINETUNE: finetuneInstanceType },
   empty(endpointIdleMinutes) ? {} : { ENDPOINT_IDLE_MINUTES: endpointIdleMinutes },
   empty(pinnedModels) ? {} : { PINNED_MODELS: pinnedModels },
-  empty(eventsTopicEndpoint) ? {} : { EVENTS_TOPIC_ENDPOINT: eventsTopicEndpoint }
+  empty(eventsEndpoint) ? {} : { EVENTS_TOPIC_ENDPOINT: eventsEndpoint }
 )
 
 module functionApp 'modules/functionapp.bicep' = {
@@ -246,6 +288,7 @@ output TRAINING_CONTAINER string = trainingContainerName
 output DEADLETTER_CONTAINER string = deadLetterContainerName
 output STORAGE_SYSTEM_TOPIC_NAME string = storage.outputs.systemTopicName
 output AZUREML_WORKSPACE_NAME string = workspaceName
+output AZUREML_LOCATION string = workspaceLocation
 output AZUREML_RESOURCE_GROUP string = workspaceResourceGroupName
 output AZUREML_SYSTEM_TOPIC_NAME string = mlWiring.outputs.systemTopicName
 output AZUREML_DATASTORE string = datastoreName

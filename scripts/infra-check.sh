@@ -3,7 +3,10 @@
 #   1. every .bicep file parses with pycep-parser (the parser checkov itself uses: a file it cannot parse
 #      would be skipped silently, so a parse failure is an error here);
 #   2. checkov scans infra/ and no check fails;
-#   3. every suppression (//checkov:skip=CKV_...: reason) gives a reason.
+#   3. every suppression (//checkov:skip=CKV_...: reason) gives a reason;
+#   4. Bicep's deploy-time-constant rules, which only its compiler knows (BCP120/177/178, BCP318):
+#      tests/infra/bicep_constants.py (no Bicep compiler can be installed here);
+#   5. the azd hooks are POSIX sh (azd runs them with sh: dash, or bash 3.2 on macOS): shellcheck --shell=sh.
 # checkov runs from its own venv, .venv-infra/, built from requirements-infra.txt on first use (about a
 # minute), because its pinned dependencies conflict with the app's.
 set -euo pipefail
@@ -24,6 +27,14 @@ if [ ! -f "$STAMP" ]; then
   fi
   touch "$STAMP"
 fi
+
+"$VENV/bin/python" tests/infra/bicep_constants.py infra
+for hook in infra/hooks/*.sh; do
+  "$VENV/bin/shellcheck" --shell=sh --severity=style "$hook" || {
+    echo "infra-check: $hook is not clean POSIX sh (above); azd runs it with sh" >&2
+    exit 1
+  }
+done
 
 report="$(mktemp)"
 trap 'rm -f "$report"' EXIT

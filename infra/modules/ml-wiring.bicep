@@ -2,6 +2,10 @@
 // workspace's resource group: the GPU compute cluster, the datastore for the app's `training` container,
 // the app identity's roles on the workspace, and the Event Grid system topic for job events.
 param workspaceName string
+// A parameter, not workspace.location: of an `existing` resource only id, name, type and apiVersion are known
+// when the deployment starts, and a resource's location must be (Bicep BCP120; tests/infra/bicep_constants.py).
+@description('Region of the workspace: its compute cluster and system topic must be in the same region.')
+param location string
 param tags object = {}
 @description('Principal id of the app identity (AzureML Data Scientist + Monitoring Reader on the workspace).')
 param appPrincipalId string
@@ -52,7 +56,7 @@ resource metricsReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 resource cluster 'Microsoft.MachineLearningServices/workspaces/computes@2024-10-01' = if (createComputeCluster) {
   parent: workspace
   name: computeClusterName
-  location: workspace.location
+  location: location
   tags: tags
   identity: {
     type: 'SystemAssigned'
@@ -97,7 +101,7 @@ resource datastore 'Microsoft.MachineLearningServices/workspaces/datastores@2024
 // created after the code is deployed (it needs the eventgrid_extension system key): infra/hooks/.
 resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: systemTopicName
-  location: workspace.location
+  location: location
   tags: tags
   identity: {
     type: 'SystemAssigned'
@@ -109,6 +113,7 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
 }
 
 output workspacePrincipalId string = workspace.identity.principalId
-output computePrincipalId string = createComputeCluster ? cluster.identity.principalId : ''
+// `cluster` is conditional: null when no cluster is created, so read it null-safely (Bicep BCP318).
+output computePrincipalId string = cluster.?identity.?principalId ?? ''
 output systemTopicName string = systemTopic.name
 output systemTopicPrincipalId string = systemTopic.identity.principalId

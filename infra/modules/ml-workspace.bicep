@@ -1,11 +1,15 @@
 // A new Azure ML workspace with what it requires: its own storage account (job outputs, model artifacts,
-// system datastores) and key vault; it shares the app's Application Insights. Only deployed when no
+// system datastores), key vault and container registry; it shares the app's Application Insights. Only deployed when no
 // existing workspace is named (mlWorkspaceName empty in main.bicep).
 param name string
 param location string
 param tags object = {}
 param storageAccountName string
 param keyVaultName string
+@minLength(5)
+@maxLength(50)
+@description('Container registry name: 5-50 letters and digits, globally unique.')
+param containerRegistryName string
 param appInsightsId string
 
 resource mlStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -70,6 +74,32 @@ resource mlVault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
+// MLflow models deployed without a scoring script (what the app deploys) get an image built by Azure ML on
+// first deployment, into the workspace's registry: without one, Azure ML creates one on that first
+// deployment, outside this template (so `azd down` would leave it behind). Basic is enough for a few images;
+// the admin user stays off: the workspace identity pulls and pushes with Entra ID.
+resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = {
+  name: containerRegistryName
+  location: location
+  tags: tags
+  sku: {
+    //checkov:skip=CKV_AZURE_163: image vulnerability scanning is Defender for Containers, a paid plan chosen per subscription; the images are Azure ML's curated inference images
+    //checkov:skip=CKV_AZURE_164: content trust (signed images) needs Premium; Azure ML builds and pulls its own images
+    //checkov:skip=CKV_AZURE_165: geo-replication needs Premium; a lost image is rebuilt by Azure ML on the next deployment
+    //checkov:skip=CKV_AZURE_166: quarantine needs Premium and a scanner that releases images; Azure ML would wait on it forever
+    //checkov:skip=CKV_AZURE_167: untagged-manifest retention needs Premium; Azure ML tags what it builds
+    //checkov:skip=CKV_AZURE_233: zone redundancy needs Premium; rebuilding an image is the fallback
+    //checkov:skip=CKV_AZURE_237: dedicated data endpoints need Premium and matter only behind a firewall
+    name: 'Basic'
+  }
+  properties: {
+    //checkov:skip=CKV_AZURE_139: Azure ML builds images with its serverless image-build compute and managed endpoints pull over the public endpoint unless the workspace uses a managed VNet (see CKV_AZURE_144)
+    adminUserEnabled: false
+    anonymousPullEnabled: false
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
 resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' = {
   name: name
   location: location
@@ -87,6 +117,7 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' = {
     friendlyName: name
     storageAccount: mlStorage.id
     keyVault: mlVault.id
+    containerRegistry: registry.id
     applicationInsights: appInsightsId
     publicNetworkAccess: 'Enabled'
     v1LegacyMode: false
@@ -95,3 +126,4 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' = {
 
 output name string = workspace.name
 output id string = workspace.id
+output containerRegistryName string = registry.name

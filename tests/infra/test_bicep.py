@@ -30,6 +30,7 @@ ROLES = {
     "43d0d8ad-25c7-4714-9337-8ba259a9fe05": "Monitoring Reader",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "f6c7c914-8db3-469d-8ca1-694a8f32e121": "AzureML Data Scientist",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
 }
 BROAD_ROLES = {
     "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
@@ -158,3 +159,49 @@ def test_no_output_carries_a_secret() -> None:
             value = json.dumps(output["value"])
             assert not re.search(r'"list[A-Z]\w*"', value), f"{path.name}: output {name} calls a list*() function"
             assert not any(f'"{param}"' in value for param in secure), f"{path.name}: output {name} uses a secure param"
+
+
+def test_workspace_children_take_the_workspace_region_as_a_parameter() -> None:
+    # Not workspace.location: that is a run-time property of an `existing` workspace (BCP120 at `azd up`).
+    wiring = parse(INFRA / "modules" / "ml-wiring.bicep")
+    assert "location" in wiring["parameters"]
+    for resource in ("cluster", "systemTopic"):
+        config = wiring["resources"][resource]["config"]
+        assert config.get("config", config)["location"] == "location", resource
+    main = parse(INFRA / "main.bicep")
+    assert main["modules"]["mlWiring"]["config"]["params"]["location"] == "workspaceLocation"
+    assert main["modules"]["mlWorkspace"]["config"]["config"]["params"]["location"] == "workspaceLocation"
+    text = (INFRA / "main.bicep").read_text()
+    assert "var workspaceLocation = !empty(mlWorkspaceLocation) ? mlWorkspaceLocation : location" in text
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["mlWorkspaceLocation"]["value"] == "${AUTOTUNE_ML_LOCATION=}"
+
+
+def test_created_workspace_has_a_basic_registry_without_admin_user() -> None:
+    path = INFRA / "modules" / "ml-workspace.bicep"
+    [registry] = resources_of(path, "Microsoft.ContainerRegistry/registries").values()
+    assert registry["config"]["sku"] == {"name": "Basic"}
+    assert registry["config"]["properties"]["adminUserEnabled"] is False
+    [workspace] = resources_of(path, "Microsoft.MachineLearningServices/workspaces").values()
+    assert "registry" in json.dumps(workspace["config"]["properties"]["containerRegistry"])
+    params = parse(INFRA / "main.bicep")["modules"]["mlWorkspace"]["config"]["config"]["params"]
+    assert re.fullmatch(r"crml\$\{resourceToken\}", params["containerRegistryName"])  # 4 + 13 alphanumerics
+
+
+def test_lifecycle_topic_is_granted_to_the_app_identity_and_wired_to_the_app() -> None:
+    [topic] = resources_of(INFRA / "modules" / "events-topic.bicep", "Microsoft.EventGrid/topics").values()
+    properties = topic["config"]["properties"]
+    assert properties["disableLocalAuth"] is True and properties["inputSchema"] == "EventGridSchema"
+    sender = parse(INFRA / "modules" / "events-topic-sender.bicep")
+    [grant] = [r for r in sender["resources"].values() if r["type"] == "Microsoft.Authorization/roleAssignments"]
+    assert grant["config"]["scope"] == "topic" and grant["config"]["properties"]["principalId"] == "appPrincipalId"
+    assert "eventGridDataSender" in json.dumps(grant["config"]["properties"]["roleDefinitionId"])
+    main_text = (INFRA / "main.bicep").read_text()
+    # Created or existing, the endpoint reaches EVENTS_TOPIC_ENDPOINT; a hand-set endpoint still works.
+    assert "lifecycleTopic.?outputs.?endpoint ?? lifecycleTopicSender.?outputs.?endpoint ?? eventsTopicEndpoint" in (
+        main_text
+    )
+    assert "EVENTS_TOPIC_ENDPOINT: eventsEndpoint" in main_text
+    parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert parameters["eventsTopicName"]["value"] == "${AUTOTUNE_EVENTS_TOPIC=}"
+    assert parameters["createEventsTopic"]["value"] == "${AUTOTUNE_CREATE_EVENTS_TOPIC=false}"
