@@ -7,6 +7,6 @@ bp = func.Blueprint()
 
 @bp.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=False)
 def reconcile(timer: func.TimerRequest) -> None:
-    from shared.reconcile import reconcile_all
+    from shared.reconcile.tick import reconcile_all
 
     reconcile_all()

@@ -13,6 +13,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from shared.errors import Conflict
+
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
 
@@ -28,8 +30,10 @@ def ensure_container(container: Any) -> None:
         container.create_container()
 
 
-class BlobChangedError(RuntimeError):
+class BlobChangedError(Conflict, RuntimeError):
     """The blob was replaced while it was being read (its ETag changed)."""
+
+    code = "blob_changed"
 
 
 def read_chunks(client: BlobClient, etag: str | None = None, chunk_size: int = READ_CHUNK) -> Iterator[bytes]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.backends.base import MODEL_TAG, RUN_TAG, JobState
+from shared.errors import BadInput, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,17 @@ _STATUS = {
 }
 
 
-class MalformedEventError(ValueError):
+class MalformedEventError(BadInput, ValueError):
     """The event lacks what any job event must have (type, source, run id): acknowledge and log it."""
 
+    code = "malformed_event"
 
-class RetryLaterError(RuntimeError):
+
+class RetryLaterError(RetryLater, RuntimeError):
     """Another worker holds the run right now (still recording its submission, or registering it): raised so
     Event Grid delivers the event again a little later instead of it being lost until the backstop poll."""
+
+    code = "retry_later"
 
 
 @dataclass(frozen=True)
@@ -249,8 +254,8 @@ def _our_run(ctx: Any, event: JobEvent) -> Any:
 def _reconcile_now(ctx: Any, model: str) -> None:
     """Advance the model's deployment right away instead of waiting for the next timer tick."""
     try:
-        from shared.reconcile import reconcile_model
         from shared.reconcile.steps import SMOKE
+        from shared.reconcile.tick import reconcile_model
 
         reconcile_model(ctx, model, budget_seconds=EVENT_RECONCILE_SECONDS, stop_before=frozenset({SMOKE}))
     except Exception:  # the event is handled; the timer will retry the deployment

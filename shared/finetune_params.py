@@ -31,12 +31,21 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from shared.backends.base import BackendError
+from shared.errors import BackendError, BadInput
+
+
+class ParameterError(BadInput, BackendError):
+    """A fine-tuning parameter (or the base model's defaults tag) is wrong; the message names it and where it came
+    from. A ``BackendError`` too, so run submission fails the run with the reason as for any platform refusal."""
+
+    code = "invalid_parameter"
+
 
 __all__ = [
     "INPUTS_PATH",
     "NOTEBOOK_DEFAULTS",
     "RESERVED_INPUTS",
+    "ParameterError",
     "component_inputs",
     "generate_inputs",
     "merge_parameters",
@@ -174,7 +183,7 @@ def parse_model_specific_defaults(tag: str | Mapping[str, Any] | None, *, model:
     if isinstance(value, list) and all(isinstance(pair, tuple | list) and len(pair) == 2 for pair in value):
         value = dict(value)
     if not isinstance(value, dict):
-        raise BackendError(
+        raise ParameterError(
             f"The 'model_specific_defaults' tag of {model} is not a dictionary ({str(tag)[:200]!r}); "
             "choose another BASE_MODEL / BASE_MODEL_VERSION or report it to the model's publisher",
             setting="BASE_MODEL",
@@ -188,14 +197,14 @@ def parse_parameters_json(text: str | bytes, *, source: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BackendError(
+        raise ParameterError(
             f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="invalid_parameter",
         ) from None
     except UnicodeDecodeError as exc:
-        raise BackendError(f"{source} is not UTF-8 text: {exc}", code="invalid_parameter") from None
+        raise ParameterError(f"{source} is not UTF-8 text: {exc}", code="invalid_parameter") from None
     if not isinstance(value, dict):
-        raise BackendError(
+        raise ParameterError(
             f"{source} must hold a JSON object of parameter names and values, got {type(value).__name__}",
             code="invalid_parameter",
         )
@@ -288,7 +297,7 @@ def validate_parameters(
 ) -> dict[str, Any]:
     """Check every name and value against the component's inputs; return the values in the spec's types.
 
-    Raises ``BackendError`` listing every problem, each naming the parameter and ``source``.
+    Raises ``ParameterError`` listing every problem, each naming the parameter and ``source``.
     """
     inputs = component_inputs()
     problems: list[str] = []
@@ -310,7 +319,7 @@ def validate_parameters(
             out[name] = normalised
     if problems:
         setting = "FINETUNE_PARAMETERS" if source == "FINETUNE_PARAMETERS" else None
-        raise BackendError(
+        raise ParameterError(
             f"Invalid fine-tuning parameter in {source}: " + "; ".join(problems),
             setting=setting,
             code="invalid_parameter",

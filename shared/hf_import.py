@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shared.blobstream import ensure_container
-from shared.ingest import IMPORT_SUFFIX, INCOMING, ApiAnswer, IngestResult, status_url
+from shared.dropzone import IMPORT_SUFFIX, INCOMING, ApiAnswer, IngestResult, status_url
+from shared.errors import BadInput
 from shared.names import InvalidNameError, validate_model_name
 from shared.timeutil import iso
 
@@ -43,7 +44,9 @@ REQUEST_KEYS = ("dataset", "subset", "train_split", "test_split", "percent")
 BATCH_ROWS = 1000
 
 
-class ImportRequestError(ValueError):
+class ImportRequestError(BadInput, ValueError):
+    code = "invalid_import_request"
+
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field

@@ -9,7 +9,7 @@ Idempotent, because blob triggers deliver at least once:
   ``STALE_CLAIM_SECONDS`` (the owner crashed), it takes the claim over; if it waits too long, it fails so that the
   host retries it later.
 - Outputs are committed block lists: rewriting them gives the same bytes. The upload itself is never changed.
-- The run is created by ``shared.runs.start_run_for_dataset``, itself idempotent per (model, dataset).
+- The run is created by ``shared.runs.submit.start_run_for_dataset``, itself idempotent per (model, dataset).
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shared.dropzone import INCOMING, ApiAnswer, IngestResult, classify, dataset_prefix, status_url
+from shared.errors import RetryLater
 from shared.ledger import AlreadyExistsError, ConflictError, DatasetRecord, Ledger
 from shared.names import InvalidNameError, run_id_for, validate_model_name
 from shared.timeutil import iso, parse_iso, utcnow
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INCOMING = "incoming/"
-PARAMETERS_FILE = "finetune.json"  # per-model fine-tuning parameters, read by run submission: not a dataset
-IMPORT_SUFFIX = ".import.json"
 HEARTBEAT_SECONDS = 30  # a preparing delivery touches its claim this often
 STALE_CLAIM_SECONDS = 120  # a claim untouched this long has no live owner (it crashed): the next delivery takes over
 BUSY_WAIT_SECONDS = 150  # a second delivery waits this long for the first to finish (or go stale), then retries
@@ -47,66 +45,10 @@ OUTPUTS = ("train", "test", "rejected")
 LEDGER_REPORT_CHARS = 30_000  # a table property holds 32K characters
 
 
-class IngestBusyError(RuntimeError):
+class IngestBusyError(RetryLater, RuntimeError):
     """Another delivery is preparing the same dataset right now; raising makes the host retry later."""
 
-
-@dataclass(frozen=True)
-class BlobKind:
-    """What a blob under ``incoming/`` is: ``dataset``, ``import`` (a Hugging Face import request),
-    ``parameters`` (finetune.json) or ``ignored``; with the model from its path and, if ignored, why."""
-
-    kind: str
-    model: str = ""
-    reason: str = ""
-
-
-def classify(blob_name: str) -> BlobKind:
-    """``incoming/{model}/{file}`` is a dataset (any file: a CSV gets a clear not-JSONL report, not silence),
-    except ``finetune.json``, ``imports/{id}.import.json`` requests, hidden files and deeper folders."""
-    if not blob_name.startswith(INCOMING):
-        return BlobKind("ignored", reason=f"{blob_name} is not under {INCOMING}")
-    parts = blob_name[len(INCOMING) :].split("/")
-    if len(parts) < 2 or not parts[0]:
-        return BlobKind("ignored", reason=f"{blob_name}: put files under incoming/{{model}}/ to name the model")
-    model = parts[0]
-    try:
-        validate_model_name(model)
-    except InvalidNameError as exc:
-        return BlobKind("ignored", reason=f"{blob_name}: {exc}")
-    rest = parts[1:]
-    if rest[0] == "imports" and len(rest) == 2 and rest[1].endswith(IMPORT_SUFFIX):
-        return BlobKind("import", model)
-    if len(rest) != 1:
-        return BlobKind("ignored", model, f"{blob_name}: only files directly under incoming/{model}/ are datasets")
-    name = rest[0]
-    if name == PARAMETERS_FILE:
-        return BlobKind("parameters", model, f"{blob_name} holds fine-tuning parameters, read when a run is submitted")
-    if name.startswith((".", "_")) or not name:
-        return BlobKind("ignored", model, f"{blob_name}: hidden files are ignored")
-    return BlobKind("dataset", model)
-
-
-def dataset_prefix(model: str, dataset_id: str) -> str:
-    return f"datasets/{model}/{dataset_id}/"
-
-
-def status_url(model: str, dataset_id: str) -> str:
-    return f"/api/models/{model}/datasets/{dataset_id}"
-
-
-@dataclass
-class IngestResult:
-    """What one delivery did: ``prepared``, ``rejected``, ``failed``, ``existing`` (already done), ``imported``,
-    ``ignored``. ``dataset`` is the ledger record when there is one."""
-
-    action: str
-    model: str = ""
-    dataset_id: str = ""
-    run_id: str = ""
-    message: str = ""
-    dataset: DatasetRecord | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    code = "ingest_busy"
 
 
 def ingest_blob(
@@ -295,7 +237,7 @@ def _finish(ledger: Ledger, record: DatasetRecord, state: str, report: dict[str,
 def _ensure_run(ledger: Ledger, record: DatasetRecord) -> DatasetRecord:
     """Hand a prepared dataset to run submission, which is idempotent per (model, dataset): a repeated delivery
     re-drives a run whose creation was interrupted. The record already names the run (``_finish``)."""
-    from shared.runs import start_run_for_dataset
+    from shared.runs.submit import start_run_for_dataset
 
     run = start_run_for_dataset(ledger, record)
     if run.run_id != record.run_id:  # both come from names.run_id_for; a mismatch is a bug worth seeing
@@ -304,14 +246,6 @@ def _ensure_run(ledger: Ledger, record: DatasetRecord) -> DatasetRecord:
 
 
 # -- the upload and status API (functions/ingest.py maps these to HTTP) -------------------------------------------
-
-
-@dataclass
-class ApiAnswer:
-    """An HTTP-shaped answer without azure.functions: status, JSON body, optional error code/field."""
-
-    status: int
-    body: dict[str, Any]
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> ApiAnswer:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from shared.errors import Conflict
 from shared.settings import Settings
 from shared.timeutil import iso, parse_iso, utcnow
 
@@ -42,12 +43,16 @@ __all__ = [
 ]
 
 
-class ConflictError(RuntimeError):
+class ConflictError(Conflict, RuntimeError):
     """Another writer changed the record since it was read (ETag mismatch)."""
 
+    code = "etag_conflict"
 
-class AlreadyExistsError(RuntimeError):
+
+class AlreadyExistsError(Conflict, RuntimeError):
     """A record with the same keys already exists."""
+
+    code = "already_exists"
 
 
 @dataclass

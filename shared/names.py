@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 
+from shared.errors import BadInput
+
 MODEL_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 
 
-class InvalidNameError(ValueError):
-    pass
+class InvalidNameError(BadInput, ValueError):
+    code = "invalid_name"
 
 
 def validate_model_name(model: str) -> str:

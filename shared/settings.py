@@ -16,11 +16,15 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from shared.errors import PlatformError
+
 __all__ = ["SPEC", "Setting", "Settings", "SettingsError", "get_settings", "load_settings", "reset_settings"]
 
 
-class SettingsError(ValueError):
+class SettingsError(PlatformError, ValueError):
     """Raised when one or more settings are missing or malformed; the message names each one."""
+
+    code = "invalid_setting"
 
     def __init__(self, problems: list[str]):
         self.problems = problems

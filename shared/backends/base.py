@@ -2,7 +2,7 @@
 
 Why a protocol: every function (ingest, events, reconcile, gateway, sweeper) speaks about jobs, model
 versions, endpoints and deployments, never about ``azure.ai.ml`` entities, so the same logic runs against
-either platform and ``azure.ai.ml`` never leaks out of ``shared/backends/azureml.py``. Value types are
+either platform and ``azure.ai.ml`` never leaks out of ``shared/backends/azureml/``. Value types are
 plain dataclasses. Long operations only *start* here (``begin_*``); their state is read on later calls.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
+
+from shared.errors import BackendError  # defined with the error hierarchy; the backends' error type
 
 __all__ = [
     "MANAGED_TAG",
@@ -35,20 +37,6 @@ RUN_TAG = "autotune-run-id"
 MODEL_TAG = "autotune-model"
 DATASET_TAG = "autotune-dataset-id"
 PIN_TAG = "autotune-pinned"
-
-
-class BackendError(RuntimeError):
-    """A platform failure, worded for the user who has to act on it.
-
-    ``setting`` names the app setting to change when that is the fix; ``retryable`` marks transient
-    failures (throttling, 5xx) that a later tick may simply try again.
-    """
-
-    def __init__(self, message: str, *, setting: str | None = None, retryable: bool = False, code: str = ""):
-        super().__init__(message)
-        self.setting = setting
-        self.retryable = retryable
-        self.code = code
 
 
 class JobState(StrEnum):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from shared.chatdata.overlap import Overlap
+from shared.errors import BadInput
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -23,8 +24,10 @@ DEFAULT_CHUNK = 4 * 1024 * 1024
 DATASET_ID_CHARS = 16
 
 
-class InputError(ValueError):
+class InputError(BadInput, ValueError):
     """The stream cannot be read as a whole (corrupt or truncated gzip): one sentence for the report."""
+
+    code = "invalid_input"
 
 
 @dataclass(frozen=True, slots=True)

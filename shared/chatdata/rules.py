@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from shared.chatdata.reader import UTF8_BOM
+from shared.errors import BadInput
 
 # -- reason codes (per line) --------------------------------------------------------------------------------
 INVALID_UTF8 = "invalid_utf8"
@@ -75,8 +76,10 @@ _PC_KEYS = frozenset(("prompt", "completion"))
 DETAIL_CHARS = 200
 
 
-class LineError(ValueError):
+class LineError(BadInput, ValueError):
     """A rejected line: ``reason`` is one of the codes above, ``detail`` says what and where."""
+
+    code = "invalid_line"
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")

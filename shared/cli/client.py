@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from shared.errors import AutotuneError
 from shared.settings import load_client_settings
 
 
@@ -22,17 +23,17 @@ def client_environment() -> dict[str, str]:
     import os
 
     merged = dict(os.environ)
-    try:
-        from devhost.settings import find_settings_file, load_local_settings
-    except ImportError:  # installed elsewhere than a checkout: the environment and flags only
-        return merged
+    from shared.localsettings import find_settings_file, load_local_settings
+
     if find_settings_file(Path.cwd()) is not None:
         load_local_settings(Path.cwd(), merged)
     return merged
 
 
-class CliError(RuntimeError):
+class CliError(AutotuneError, RuntimeError):
     """A failure worded for the operator; the CLI prints it and exits 1."""
+
+    code = "cli_error"
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.errors import AutotuneError
+
 # OpenAI's ``type`` values by status; the client keys its exception class on the status, people read the type.
 _TYPES = {
     400: "invalid_request_error",
@@ -21,8 +23,10 @@ _TYPES = {
 }
 
 
-class GatewayError(Exception):
+class GatewayError(AutotuneError):
     """A request that ends in an error response. ``headers`` carries e.g. ``Retry-After``."""
+
+    code = "gateway_error"
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from shared.errors import PlatformError
 from shared.gateway.errors import GatewayError, bad_request
 from shared.settings import Settings
 
@@ -246,8 +247,10 @@ def to_azureml_payload(request: ChatRequest) -> dict[str, Any]:
     return {"input_data": {"input_string": request.messages, "parameters": parameters}}
 
 
-class UnrecognisedOutput(ValueError):
+class UnrecognisedOutput(PlatformError, ValueError):
     """The endpoint answered 2xx with a body we cannot read as a chat answer."""
+
+    code = "unrecognised_output"
 
 
 def parse_scoring_output(data: Any, _depth: int = 0) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.backends.base import ScoringTarget
+from shared.errors import RetryLater
 
 if TYPE_CHECKING:
     import aiohttp
@@ -35,12 +36,16 @@ DEPLOYMENT_HEADER = "azureml-model-deployment"
 _KEPT_HEADERS = ("content-type", DEPLOYMENT_HEADER, "retry-after")
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamUnavailable(RetryLater):
     """The endpoint could not be reached (after the retry)."""
 
+    code = "upstream_unavailable"
 
-class UpstreamTimeout(Exception):
+
+class UpstreamTimeout(RetryLater):
     """The endpoint did not answer within the read timeout."""
+
+    code = "upstream_timeout"
 
 
 @dataclass

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.errors import Conflict
 from shared.ledger import RunRecord
 from shared.runs.context import RunContext, find_run, mutate_run, run_ids
 from shared.runs.submit import submit_or_leave_queued
@@ -39,8 +40,10 @@ PER_ATTEMPT_DETAILS = (
 )
 
 
-class RetryStateError(RuntimeError):
+class RetryStateError(Conflict, RuntimeError):
     """The run is not failed or canceled (the API answers 409 and names its state)."""
+
+    code = "run_not_retryable"
 
 
 def requeue(run: RunRecord, at: str | None = None) -> bool:

@@ -13,9 +13,11 @@ import logging
 from typing import Any
 
 from shared.backends.base import BackendError, FineTuneRequest
+from shared.errors import BadInput
 from shared.ledger import DatasetRecord, RunRecord
 from shared.notify import RUN_FAILED, publish
 from shared.runs.context import RunContext, is_forward, mutate_run, new_owner, run_ids
+from shared.runs.create import create_run
 from shared.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -25,8 +27,10 @@ SUBMIT_LEASE_SECONDS = 300
 MAX_SUBMIT_ATTEMPTS = 5
 
 
-class RunInputError(BackendError):
+class RunInputError(BadInput, BackendError):
     """The run's own inputs (per-model finetune.json) are wrong: fail the run, nothing to retry."""
+
+    code = "invalid_run_input"
 
 
 def dataset_blob(model: str, dataset_id: str, split: str) -> str:
@@ -248,8 +252,6 @@ def start_run_for_dataset(ledger: Any, dataset: DatasetRecord, ctx: RunContext |
     Submission problems never raise here: they are recorded on the run (``failed`` with the reason, or still
     ``queued`` for the reconciler to retry), because the dataset itself was prepared successfully.
     """
-    from shared.runs import create_run
-
     run = create_run(ledger, dataset)
     if run.state != "queued":
         return run

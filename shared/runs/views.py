@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+from shared.errors import BadInput, Conflict
 from shared.ledger import RUN_STATES, DatasetRecord, ModelRecord, RunRecord
 from shared.names import InvalidNameError, validate_model_name
 from shared.runs.context import JOB_ACTIVE, RunContext, find_run, new_owner, run_ids
@@ -37,16 +38,20 @@ REPORT_SUMMARY_KEYS = (
 )
 
 
-class RunQueryError(ValueError):
+class RunQueryError(BadInput, ValueError):
     """A bad query parameter; ``field`` names it (the API answers 400)."""
+
+    code = "invalid_query"
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
         self.field = field
 
 
-class RunStateError(RuntimeError):
+class RunStateError(Conflict, RuntimeError):
     """The run is in a state that does not allow the action (the API answers 409)."""
+
+    code = "run_state_conflict"
 
 
 def _encode_token(run: RunRecord) -> str:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devhost.testing import DevHostProcess
-from shared.runs import start_run_for_dataset
+from shared.runs.submit import start_run_for_dataset
 from tests.conftest import SHARED_DIR
 from tests.integration.test_runs_support import make_context, prepare_dataset, run_of, shutdown_backend, wait_for
 

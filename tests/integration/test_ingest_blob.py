@@ -12,7 +12,8 @@ import pytest
 
 from functions import ingest as triggers
 from shared.blobstream import BlobChangedError, BlockBlobWriter, read_chunks
-from shared.ingest import STALE_CLAIM_SECONDS, IngestBusyError, classify, ingest_blob
+from shared.dropzone import classify
+from shared.ingest import STALE_CLAIM_SECONDS, IngestBusyError, ingest_blob
 from shared.ledger import DatasetRecord
 from shared.timeutil import iso, utcnow
 from tests.integration import ingest_helpers

@@ -13,9 +13,9 @@ import pytest
 from shared.backends.base import DeploymentPhase
 from shared.ledger import ModelRecord
 from shared.models import request_wake
-from shared.reconcile import reconcile_all
-from shared.runs import create_run
+from shared.reconcile.tick import reconcile_all
 from shared.runs.context import RunContext
+from shared.runs.create import create_run
 from shared.sweeper import sweep
 from shared.timeutil import utcnow
 from tests.integration.test_runs_support import (

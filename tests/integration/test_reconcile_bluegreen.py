@@ -22,10 +22,11 @@ from shared.backends.base import MODEL_TAG, RUN_TAG, DeploymentPhase
 from shared.events import handle_event
 from shared.ledger import DatasetRecord, RunRecord
 from shared.names import endpoint_name
-from shared.reconcile import reconcile_model, steps
-from shared.runs import start_run_for_dataset
+from shared.reconcile import steps
+from shared.reconcile.tick import reconcile_model
 from shared.runs.context import RunContext
 from shared.runs.outcome import offer_version
+from shared.runs.submit import start_run_for_dataset
 from tests.integration import test_runs_support as support
 from tests.integration.test_runs_support import (
     EventSink,

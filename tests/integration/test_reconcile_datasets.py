@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from shared.chatdata import content_id
-from shared.ingest import STALE_CLAIM_SECONDS, dataset_prefix
+from shared.dropzone import dataset_prefix
+from shared.ingest import STALE_CLAIM_SECONDS
 from shared.ledger import DatasetRecord, Ledger
-from shared.reconcile import reconcile_all
+from shared.reconcile.tick import reconcile_all
 from shared.runs.context import RunContext
 from shared.timeutil import iso, utcnow
 from tests.integration import ingest_helpers

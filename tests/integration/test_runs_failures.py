@@ -13,8 +13,8 @@ from functions import runs as runs_api
 from shared.backends.base import JobState
 from shared.events import handle_event
 from shared.ledger import DatasetRecord
-from shared.runs import start_run_for_dataset
 from shared.runs.context import RunContext
+from shared.runs.submit import start_run_for_dataset
 from tests.integration import test_runs_support as support
 from tests.integration.test_runs_support import (
     EventSink,

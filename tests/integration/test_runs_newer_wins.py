@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.ledger import Ledger, ModelRecord, RunRecord
-from shared.reconcile import reconcile_model
+from shared.reconcile.tick import reconcile_model
 from shared.runs.context import RunContext
 from shared.runs.outcome import offer_version
 

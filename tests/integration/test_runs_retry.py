@@ -17,8 +17,8 @@ import pytest
 from functions import runs as runs_api
 from shared.events import handle_event
 from shared.ledger import Ledger, RunRecord
-from shared.runs import start_run_for_dataset
 from shared.runs.context import RunContext
+from shared.runs.submit import start_run_for_dataset
 from tests.integration import test_runs_support as support
 from tests.integration.ingest_helpers import no_training  # noqa: F401 - fixture
 from tests.integration.test_runs_support import EventSink, job_events, prepare_dataset, run_of, upload_blob

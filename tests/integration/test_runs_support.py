@@ -198,7 +198,7 @@ def job_events(sink: EventSink, job_name: str, timeout: float = 240) -> list[dic
 
 def drive(ctx: RunContext, model: str, done: Callable[[ModelRecord], bool], timeout: float = 180) -> ModelRecord:
     """Tick the reconciler for ``model`` (as the timer would, only faster) until ``done(record)``."""
-    from shared.reconcile import reconcile_model
+    from shared.reconcile.tick import reconcile_model
 
     def tick() -> ModelRecord | None:
         reconcile_model(ctx, model)

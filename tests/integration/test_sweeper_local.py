@@ -28,8 +28,8 @@ from shared.backends.local.state import alive, read_json, update_json
 from shared.events import handle_event
 from shared.ledger import ActivityRecord, ModelRecord
 from shared.names import endpoint_name
-from shared.runs import start_run_for_dataset
 from shared.runs.context import RunContext
+from shared.runs.submit import start_run_for_dataset
 from shared.settings import get_settings, reset_settings
 from shared.sweeper import observe, sweep
 from shared.timeutil import iso, utcnow

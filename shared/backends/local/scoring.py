@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.errors import BadInput
+
 PIN_HEADER = "azureml-model-deployment"  # names the deployment to use (request) or that answered (response)
 
 GENERATION_PARAMETERS = {
@@ -22,8 +24,10 @@ GENERATION_PARAMETERS = {
 }
 
 
-class ScoringInputError(ValueError):
+class ScoringInputError(BadInput, ValueError):
     """The request breaks the scoring contract (answered with 400 and this message)."""
+
+    code = "invalid_scoring_input"
 
 
 def check_conversation(messages: Any, where: str = "input_data.input_string") -> list[dict[str, str]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.backends.local.params import max_length, training_arguments
+from shared.errors import BadInput
 
 log = logging.getLogger("autotune.local.job")
 
@@ -22,8 +23,10 @@ ROLES = frozenset({"system", "user", "assistant"})
 IGNORE_INDEX = -100
 
 
-class DataError(ValueError):
+class DataError(BadInput, ValueError):
     """The data cannot train anything (too few usable rows); the message says why."""
+
+    code = "invalid_training_data"
 
 
 # Preprocess --------------------------------------------------------------------------------------------------

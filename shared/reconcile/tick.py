@@ -1,0 +1,112 @@
+"""One reconcile tick: per model, take the next idempotent steps under the model's lease (``reconcile_model``);
+the timer's whole pass (``reconcile_all``) and what it did (``TickReport``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.ledger import ConflictError, ModelRecord
+from shared.reconcile.steps import IDLE, SLEEPING, next_action, run_step
+from shared.runs.context import RunContext, new_owner
+from shared.telemetry import log_context
+from shared.timeutil import iso
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 180.0  # renewed before every step; a crashed holder blocks the model for at most this long
+TICK_BUDGET_SECONDS = 20.0  # chain quick steps in one tick, but never keep a timer busy for long
+MAX_STEPS_PER_TICK = 12
+
+
+@dataclass
+class TickReport:
+    """What one timer tick did: per run (backstop), per model (the actions taken, in order) and per dataset
+    whose crashed preparation was re-driven (``"model/dataset_id"``)."""
+
+    started_at: str = field(default_factory=iso)
+    runs: dict[str, str] = field(default_factory=dict)
+    models: dict[str, list[str]] = field(default_factory=dict)
+    datasets: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"started_at": self.started_at, "runs": self.runs, "models": self.models, "datasets": self.datasets}
+
+
+def reconcile_model(
+    ctx: RunContext,
+    model: str,
+    *,
+    budget_seconds: float = TICK_BUDGET_SECONDS,
+    stop_before: frozenset[str] = frozenset(),
+) -> list[str]:
+    """Advance one model as far as it can go without waiting; returns the actions taken (``idle`` when none).
+
+    ``stop_before`` names steps left to the timer (the job-event handler must answer Event Grid within 30 s,
+    so it never runs the smoke test, which may take a scoring request's full timeout).
+    """
+    record = ctx.ledger.get(ModelRecord, "models", model)
+    if record is None:
+        return ["unknown model"]
+    first = next_action(record)
+    if first in (IDLE, SLEEPING):
+        return [first]  # the common case, decided without writing a lease
+    owner = new_owner("reconcile")
+    lease = f"model:{model}"
+    if not ctx.ledger.acquire_lease(lease, owner, LEASE_SECONDS):
+        return ["skipped: another worker holds the lease"]
+    actions: list[str] = []
+    deadline = time.monotonic() + budget_seconds
+    try:
+        for _ in range(MAX_STEPS_PER_TICK):
+            record = ctx.ledger.get(ModelRecord, "models", model)
+            if record is None:
+                actions.append("unknown model")
+                break
+            action = next_action(record)
+            if action in (IDLE, SLEEPING):
+                if not actions:
+                    actions.append(action)
+                break
+            if action in stop_before:
+                actions.append(f"{action}: left for the next tick")
+                break
+            if not ctx.ledger.acquire_lease(lease, owner, LEASE_SECONDS):
+                actions.append("lost the lease")
+                break
+            go_on = run_step(ctx, record, action)
+            actions.append(action)
+            if not go_on or time.monotonic() > deadline:
+                break
+    except ConflictError:
+        actions.append("conflict: the model changed meanwhile; next tick resumes")
+        log.info("model %s changed while reconciling; resuming next tick", model)
+    finally:
+        ctx.ledger.release_lease(lease, owner)
+    return actions
+
+
+def reconcile_all(ctx: RunContext | None = None) -> TickReport:
+    """The timer's tick: crashed preparations re-driven, the backstop over unfinished runs, then every model."""
+    from shared.reconcile.backstop import tend_runs
+    from shared.reconcile.datasets import redrive_stale_datasets
+
+    ctx = ctx or RunContext.default()
+    report = TickReport()
+    report.datasets = redrive_stale_datasets(ctx)
+    report.runs = tend_runs(ctx)
+    for name in sorted({record.model for record in ctx.ledger.query(ModelRecord)}):
+        try:
+            with log_context(model=name):
+                report.models[name] = reconcile_model(ctx, name)
+        except Exception as exc:  # one model's trouble must not stop the others
+            log.exception("reconciling model %s failed", name)
+            report.models[name] = [f"error: {exc}"]
+    busy = {name: steps for name, steps in report.models.items() if steps not in (["idle"], ["sleeping"])}
+    log.info("reconcile tick: datasets %s, runs %s, models %s", report.datasets, report.runs, busy)
+    return report
+
+
+__all__ = ["TickReport", "reconcile_all", "reconcile_model"]
