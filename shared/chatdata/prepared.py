@@ -12,13 +12,16 @@ from __future__ import annotations
 import orjson
 
 from shared.chatdata.prepare import conversation_digest
+from shared.errors import BadInput
 
 MESSAGES_KEY = b',"messages":'
 TOOLS_KEY = b'"tools":'
 
 
-class PreparedRowError(ValueError):
+class PreparedRowError(BadInput, ValueError):
     """A line that preparation cannot have written (the file was edited or is not a prepared split)."""
+
+    code = "invalid_prepared_row"
 
 
 def prepared_row_digest(line: bytes) -> bytes:

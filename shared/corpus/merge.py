@@ -18,14 +18,17 @@ from shared.chatdata.prepare import WRITES_IN_FLIGHT, Writer
 from shared.chatdata.prepare import _Buffered as Buffered
 from shared.chatdata.prepared import PreparedRowError, prepared_row_digest
 from shared.chatdata.reader import StreamInfo, TooLong, iter_lines
+from shared.errors import BadInput
 
 DIGEST_BYTES = 16
 MAX_ROW_BYTES = 64 * 1024 * 1024  # a prepared row is at most about twice MAX_LINE_BYTES; anything longer is damage
 SPLITS = ("train", "test")
 
 
-class CorpusDataError(ValueError):
+class CorpusDataError(BadInput, ValueError):
     """A member's prepared file cannot be read as one (edited by hand, truncated): names the file and line."""
+
+    code = "invalid_corpus_member"
 
 
 @dataclass
