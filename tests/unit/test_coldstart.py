@@ -12,7 +12,7 @@ import sys
 
 from tests.conftest import ROOT
 
-HEAVY = ("azure.ai.ml", "pandas", "datasets", "torch", "transformers", "peft", "mlflow")
+HEAVY = ("azure.ai.ml", "pandas", "datasets", "torch", "transformers", "peft", "mlflow", "rouge_score", "nltk")
 
 
 def test_importing_function_app_loads_no_heavy_library() -> None:
