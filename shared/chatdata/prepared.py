@@ -3,19 +3,23 @@
 Why: a model's corpus merges many prepared datasets, deduplicated and split by the same digest preparation used
 (``conversation_digest``: XXH3-128 of the compact messages JSON, plus tools). Preparation wrote every row itself
 as ``{"prompt":…,"prompt_id":…,"messages":<messages JSON>[,"tools":<tools JSON>]}``, so the messages JSON is a
-slice of the line: hashing that slice gives the very digest preparation computed, at the cost of a ``find``
-instead of a JSON parse. Rows with tools (rare) are parsed and re-serialised, which orjson makes byte-identical.
+slice of the line: hashing that slice gives the very digest preparation computed, at the cost of two ``find``
+calls instead of a JSON parse. Rows with tools (rare) are parsed and re-serialised, which orjson makes
+byte-identical. Rows are addressed inside a larger buffer (``start``, ``end``) so a caller walking a multi-MB
+chunk never copies a line to hash it.
 """
 
 from __future__ import annotations
 
 import orjson
+from xxhash import xxh3_128_digest
 
 from shared.chatdata.prepare import conversation_digest
 from shared.errors import BadInput
 
 MESSAGES_KEY = b',"messages":'
-TOOLS_KEY = b'"tools":'
+TOOLS_KEY = b'],"tools":'  # preparation writes tools right after the messages array
+CLOSING_BRACE = 0x7D
 
 
 class PreparedRowError(BadInput, ValueError):
@@ -24,25 +28,31 @@ class PreparedRowError(BadInput, ValueError):
     code = "invalid_prepared_row"
 
 
-def prepared_row_digest(line: bytes) -> bytes:
-    """The 16-byte conversation digest of one prepared row (a line without its newline).
+def row_digest(buffer: bytes, start: int, end: int) -> bytes:
+    """The 16-byte conversation digest of the prepared row ``buffer[start:end]`` (without its newline).
 
     The fast path is exact: inside a JSON string every ``"`` is escaped, so ``,"messages":`` with a bare quote is
-    the top-level key (prompt and prompt_id, the only keys before it, are strings); without any ``"tools":`` in the
-    line the messages JSON runs to the closing brace.
+    the top-level key (prompt and prompt_id, the only keys before it, are strings). Tools, when a row has them,
+    follow the messages array (``],"tools":``); without that sequence after the messages key, the messages JSON
+    runs to the row's closing brace. A nested ``"tools"`` key merely takes the slower, exact path.
     """
-    start = line.find(MESSAGES_KEY)
-    if start < 0 or not line.endswith(b"}"):
-        raise PreparedRowError('not a prepared row: no top-level "messages" key')
-    start += len(MESSAGES_KEY)
-    if line.find(TOOLS_KEY, start) < 0:
-        return conversation_digest(line[start:-1])
+    begin = buffer.find(MESSAGES_KEY, start, end)
+    if begin < 0 or end <= start or buffer[end - 1] != CLOSING_BRACE:
+        raise PreparedRowError('not a prepared row: no top-level "messages" key, or no closing brace')
+    begin += len(MESSAGES_KEY)
+    if buffer.find(TOOLS_KEY, begin, end) < 0:
+        return xxh3_128_digest(memoryview(buffer)[begin : end - 1])  # conversation_digest, without a copy
     try:
-        row = orjson.loads(line)
+        row = orjson.loads(buffer[start:end])
     except orjson.JSONDecodeError as exc:
         raise PreparedRowError(f"not a prepared row: {exc}") from None
     tools = row.get("tools")
     return conversation_digest(orjson.dumps(row["messages"]), None if tools is None else orjson.dumps(tools))
 
 
-__all__ = ["PreparedRowError", "prepared_row_digest"]
+def prepared_row_digest(line: bytes) -> bytes:
+    """``row_digest`` of one whole line."""
+    return row_digest(line, 0, len(line))
+
+
+__all__ = ["PreparedRowError", "prepared_row_digest", "row_digest"]

@@ -1,10 +1,11 @@
 """The corpus's hot loop: prepared rows of one member after another -> corpus train/test, deduplicated and split.
 
 Why it knows nothing about blobs: the same loop runs blob to blob in the app, file to file in the benchmark and
-in memory in tests (writers are plain ``write(bytes)`` callables, members plain iterators of byte chunks). Memory
-is constant apart from the set of digests already in the corpus (16 bytes per kept row, plus the set's
-overhead): lines are sliced out of each chunk, their digest taken from the messages JSON without a parse
-(``chatdata.prepared``), and output leaves in ~1 MiB pieces written beside the loop (``chatdata``'s writer).
+in memory in tests (writers are plain ``write(bytes-like)`` callables, members plain iterators of byte chunks).
+Memory is constant apart from the set of digests already in the corpus (16 bytes per kept row, plus the set's
+overhead). Why it walks chunks instead of lines: nearly every row stays in the split its own file put it in, so
+the output is the input minus a few rows; the loop hashes each row where it lies (``chatdata.prepared``, no
+copy, no parse) and writes runs of consecutive kept rows as slices of the chunk, copying only rows that move.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from shared.chatdata.overlap import Overlap
-from shared.chatdata.prepare import WRITES_IN_FLIGHT, Writer
-from shared.chatdata.prepare import _Buffered as Buffered
-from shared.chatdata.prepared import PreparedRowError, prepared_row_digest
-from shared.chatdata.reader import StreamInfo, TooLong, iter_lines
+from shared.chatdata.prepare import FLUSH_BYTES, WRITES_IN_FLIGHT, Writer
+from shared.chatdata.prepared import PreparedRowError, row_digest
 from shared.errors import BadInput
 
 DIGEST_BYTES = 16
@@ -80,10 +79,10 @@ class Merger:
         counts = MemberCounts(dataset_id)
         added = bytearray()
         writing = Overlap(WRITES_IN_FLIGHT)
-        outputs = {"train": Buffered(write_train, writing), "test": Buffered(write_test, writing)}
+        outputs = {"train": _Output(write_train, writing), "test": _Output(write_test, writing)}
         try:
             for split, source, chunks in splits:
-                self._add_split(split, source, chunks, counts, added, outputs)
+                _Split(self, split, source, counts, added, outputs).run(chunks)
             for out in outputs.values():
                 out.flush()
         finally:
@@ -91,45 +90,124 @@ class Merger:
         counts.train, counts.test = outputs["train"].count, outputs["test"].count
         return counts, bytes(added)
 
-    def _add_split(
+
+class _Output:
+    """One corpus file: pieces (slices of input chunks, or single rows) handed to its writer in >= 1 MiB writes,
+    beside the loop (``Overlap``: in order, a bounded number in flight)."""
+
+    __slots__ = ("count", "parts", "size", "writer", "writing")
+
+    def __init__(self, writer: Writer, writing: Overlap):
+        self.writer = writer
+        self.writing = writing
+        self.parts: list[Any] = []
+        self.size = 0
+        self.count = 0
+
+    def add(self, piece: Any, rows: int) -> None:
+        self.parts.append(piece)
+        self.size += len(piece)
+        self.count += rows
+        if self.size >= FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.parts:
+            parts, self.parts, self.size = self.parts, [], 0
+            self.writing.submit(self.writer, parts[0] if len(parts) == 1 else b"".join(parts))
+
+
+class _Split:
+    """One member file walked chunk by chunk: rows staying in the file's own split are passed on as runs."""
+
+    def __init__(
         self,
+        merger: Merger,
         split: str,
         source: str,
-        chunks: Iterable[bytes],
         counts: MemberCounts,
         added: bytearray,
-        outputs: dict[str, Buffered],
-    ) -> None:
-        seen, percent, cap = self.seen, self.test_percent, self.max_train_rows
-        train, test = outputs["train"], outputs["test"]
-        digest_of = prepared_row_digest
-        line_no = 0
-        for raw in iter_lines(chunks, StreamInfo(), MAX_ROW_BYTES):
+        outputs: dict[str, _Output],
+    ):
+        self.merger = merger
+        self.source = source
+        self.counts = counts
+        self.added = added
+        self.home = outputs[split]
+        self.other = outputs["train" if split == "test" else "test"]
+        self.home_is_test = split == "test"
+        self.line_no = 0
+
+    def run(self, chunks: Iterable[bytes]) -> None:
+        carry = b""  # the start of a row that continues in the next chunk
+        for chunk in chunks:
+            start = 0
+            if carry:
+                cut = chunk.find(b"\n")
+                if cut < 0:
+                    carry += chunk
+                    if len(carry) > MAX_ROW_BYTES:
+                        raise CorpusDataError(f"{self.source} line {self.line_no + 1}: over {MAX_ROW_BYTES} bytes")
+                    continue
+                row = carry + chunk[: cut + 1]
+                carry = b""
+                self.rows(row, 0, len(row))
+                start = cut + 1
+            end = chunk.rfind(b"\n", start) + 1
+            if end > start:
+                self.rows(chunk, start, end)
+            if end < len(chunk):
+                carry = chunk[max(end, start) :]
+        if carry:
+            self.rows(carry + b"\n", 0, len(carry) + 1)
+
+    def rows(self, buffer: bytes, start: int, stop: int) -> None:
+        """Every row of ``buffer[start:stop]`` (whole rows, each ending in a newline)."""
+        merger, counts, added = self.merger, self.counts, self.added
+        seen, percent, cap = merger.seen, merger.test_percent, merger.max_train_rows
+        home, other, home_is_test = self.home, self.other, self.home_is_test
+        view = memoryview(buffer)
+        find, digest_of = buffer.find, row_digest
+        run_start, run_rows = start, 0  # the current run of rows kept in the home split
+        pos = start
+        line_no = self.line_no
+        while pos < stop:
+            newline = find(b"\n", pos, stop)
             line_no += 1
-            if type(raw) is TooLong:
-                raise CorpusDataError(f"{source} line {line_no}: {raw.length} bytes, not a prepared row")
-            if not raw:
-                continue
-            try:
-                digest = digest_of(raw)
-            except PreparedRowError as exc:
-                raise CorpusDataError(f"{source} line {line_no}: {exc}") from None
-            if digest in seen:
-                counts.duplicates += 1
-                continue
-            to_test = int.from_bytes(digest[:8], "big") % 100 < percent  # chatdata.split_of, inlined: hot path
-            if not to_test and cap and self.train_rows >= cap:
-                counts.over_cap += 1
-                continue
-            seen.add(digest)
-            added += digest
-            if to_test != (split == "test"):
-                counts.moved += 1
-            if to_test:
-                test.add(raw + b"\n")
+            if newline == pos:  # a blank line: nothing to keep
+                keep = False
+                to_test = home_is_test
             else:
-                train.add(raw + b"\n")
-                self.train_rows += 1
+                try:
+                    digest = digest_of(buffer, pos, newline)
+                except PreparedRowError as exc:
+                    raise CorpusDataError(f"{self.source} line {line_no}: {exc}") from None
+                to_test = int.from_bytes(digest[:8], "big") % 100 < percent  # chatdata.split_of, inlined
+                if not to_test and cap and merger.train_rows >= cap:
+                    counts.over_cap += 1
+                    keep = False
+                else:
+                    size = len(seen)
+                    seen.add(digest)
+                    keep = len(seen) > size
+                    if keep:
+                        added += digest
+                        merger.train_rows += not to_test
+                    else:
+                        counts.duplicates += 1
+            if keep and to_test == home_is_test:
+                run_rows += 1
+            else:
+                if run_rows:
+                    home.add(view[run_start:pos], run_rows)
+                if keep:  # the row belongs to the other split (TEST_SPLIT_PERCENT changed since preparation)
+                    counts.moved += 1
+                    other.add(bytes(view[pos : newline + 1]), 1)
+                run_start, run_rows = newline + 1, 0
+            pos = newline + 1
+        self.line_no = line_no
+        if run_rows:
+            home.add(view[run_start:stop], run_rows)
 
 
 def load_digests(seen: set[bytes], data: bytes) -> None:
