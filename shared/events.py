@@ -213,6 +213,10 @@ def handle_event(raw: Any, ctx: Any = None, *, reconcile: bool = True) -> EventO
         action = apply_job_state(ctx, run, state, source=f"event {event.event_type}")
         if action == "busy":
             raise RetryLaterError(f"run {run.run_id} is busy in another worker; deliver {event.event_type} again later")
+        if action == "unconfirmed":
+            raise RetryLaterError(
+                f"the platform could not confirm the state of job {event.job_name}; deliver {event.event_type} again"
+            )
         log.info("job event %s for run %s: %s", event.event_type, run.run_id, action, extra=run_ids(run))
         outcome = EventOutcome(action, f"{event.kind} {event.status}".strip(), run.run_id, run.model, event.job_name)
         if reconcile and outcome.applied:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -501,9 +501,14 @@ SPEC: tuple[Setting, ...] = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
-    """The validated configuration. Build with ``load_settings``; read through ``get_settings``."""
+    """The validated configuration. Build with ``load_settings``; read through ``get_settings``.
+
+    Its repr (and so the repr of anything holding it: dataclasses, tracebacks with locals, debug logs) shows
+    every secret setting of ``SPEC`` as ``<set>``/``<empty>``: a secret is hidden because SPEC says so, not
+    because someone remembered a ``repr=False``.
+    """
 
     storage_connection_string: str
     storage_account_name: str
@@ -551,7 +556,7 @@ class Settings:
     local_base_model: str
     local_workspace_id: str
     host_url: str
-    gateway_api_keys: tuple[str, ...] = field(repr=False)
+    gateway_api_keys: tuple[str, ...]
     gateway_max_body_bytes: int
     gateway_max_messages: int
     gateway_max_chars: int
@@ -566,9 +571,9 @@ class Settings:
     idle_sweep_dry_run: bool
     pinned_models: tuple[str, ...]
     events_topic_endpoint: str
-    events_topic_key: str = field(repr=False)
-    appinsights_connection_string: str = field(repr=False)
-    function_key: str = field(repr=False)
+    events_topic_key: str
+    appinsights_connection_string: str
+    function_key: str
     log_level: str
 
     @property
@@ -584,13 +589,25 @@ class Settings:
     def registered_model_name(self, model: str) -> str:
         return f"{self.registered_model_prefix}{model}"
 
+    def __repr__(self) -> str:
+        shown = (f"{spec.attr}={_shown(spec, getattr(self, spec.attr))}" for spec in SPEC)
+        return f"Settings({', '.join(shown)})"
+
     def public_summary(self) -> dict[str, Any]:
         """Non-secret view for /api/health: which settings are set, never their secret values."""
         out: dict[str, Any] = {}
         for spec in SPEC:
             value = getattr(self, spec.attr)
-            out[spec.env] = ("<set>" if value else "<empty>") if spec.secret else value
+            out[spec.env] = _hidden(value) if spec.secret else value
         return out
+
+
+def _hidden(value: Any) -> str:
+    return "<set>" if value else "<empty>"
+
+
+def _shown(spec: Setting, value: Any) -> str:
+    return _hidden(value) if spec.secret else repr(value)
 
 
 def _problem_for_range(spec: Setting, value: Any) -> str | None:

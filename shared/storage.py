@@ -31,22 +31,26 @@ def _service_uri(settings: Settings, service: str, explicit: str) -> str:
     return f"https://{settings.storage_account_name}.{service}.core.windows.net"
 
 
-def blob_service(settings: Settings) -> BlobServiceClient:
+def blob_service(settings: Settings, **options: Any) -> BlobServiceClient:
+    """``options`` go to the SDK client (``retry_total``, ``connection_timeout``...: the health probe's)."""
     from azure.storage.blob import BlobServiceClient
 
     if settings.storage_connection_string:
-        return BlobServiceClient.from_connection_string(settings.storage_connection_string)
+        return BlobServiceClient.from_connection_string(settings.storage_connection_string, **options)
     return BlobServiceClient(
-        _service_uri(settings, "blob", settings.storage_blob_uri), credential=credential(settings.storage_client_id)
+        _service_uri(settings, "blob", settings.storage_blob_uri),
+        credential=credential(settings.storage_client_id),
+        **options,
     )
 
 
-def table_service(settings: Settings) -> TableServiceClient:
+def table_service(settings: Settings, **options: Any) -> TableServiceClient:
     from azure.data.tables import TableServiceClient
 
     if settings.storage_connection_string:
-        return TableServiceClient.from_connection_string(settings.storage_connection_string)
+        return TableServiceClient.from_connection_string(settings.storage_connection_string, **options)
     return TableServiceClient(
         endpoint=_service_uri(settings, "table", settings.storage_table_uri),
         credential=credential(settings.storage_client_id),
+        **options,
     )

@@ -9,9 +9,10 @@ Three steps, so each can be tested on its own:
 - ``observe`` reads the facts (the platform's managed endpoints, the ledger's model records with their ETags,
   gateway activity, the endpoint's own last request, the reconcile lease);
 - ``decide`` is a pure function of one observation, the policy and the clock: keep (with the reason) or sleep;
-- ``act`` carries out a sleep: it takes the model's reconcile lease, saves the model as sleeping with the
-  ETag it read (a wake or a new deployment in between wins: the sweep skips), then starts the endpoint's
-  deletion without waiting and announces ``MODEL_SLEPT``.
+- ``act`` carries out a sleep: it takes the model's reconcile lease, reads the gateway's activity again and
+  decides again (a request since the read keeps the endpoint), saves the model as sleeping with the ETag it
+  read (a wake or a new deployment in between wins: the sweep skips), then starts the endpoint's deletion
+  without waiting and announces ``MODEL_SLEPT``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -228,9 +229,26 @@ def act(decision: Decision, obs: Observation, settings: Settings, ledger: Ledger
         log.info("sweep: skip %s (model %s): %s", decision.endpoint, decision.model, reason, extra=extra)
         return Outcome(decision.endpoint, decision.model, "skipped", reason)
     try:
+        again = decide(_look_again(obs, ledger), Policy.from_settings(settings), utcnow())
+        if again.action != SLEEP:
+            reason = f"active again since the sweep read it: {again.reason}"
+            log.info("sweep: skip %s (model %s): %s", decision.endpoint, decision.model, reason, extra=extra)
+            return Outcome(decision.endpoint, decision.model, "skipped", reason)
         return _sleep(decision, obs.record, settings, ledger, backend)
     finally:
         ledger.release_lease(lease, owner)
+
+
+def _look_again(obs: Observation, ledger: Ledger) -> Observation:
+    """The observation with the gateway's activity read again, just before acting on it.
+
+    Why: ``observe`` reads activity first and then waits on the endpoints' metric queries (slow on Azure), so a
+    request can arrive in between. The model record keeps its first ETag: ``_sleep`` saves with it, so any other
+    change since the read still makes the sweep skip.
+    """
+    latest = ledger.get(ActivityRecord, "activity", obs.model)
+    gateway = latest.last_request_at if latest is not None else None
+    return replace(obs, gateway_last_request=max(filter(None, (gateway, obs.gateway_last_request)), default=None))
 
 
 def _sleep(decision: Decision, record: ModelRecord, settings: Settings, ledger: Ledger, backend: MLBackend) -> Outcome:

@@ -8,6 +8,7 @@ plain dataclasses. Long operations only *start* here (``begin_*``); their state 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -28,6 +29,7 @@ __all__ = [
     "MLBackend",
     "ModelVersion",
     "ScoringTarget",
+    "registration_key",
 ]
 
 # Tag put on every endpoint this app creates; the sweeper never touches an endpoint without it.
@@ -37,6 +39,21 @@ RUN_TAG = "autotune-run-id"
 MODEL_TAG = "autotune-model"
 DATASET_TAG = "autotune-dataset-id"
 PIN_TAG = "autotune-pinned"
+# Tag naming the attempt of our run on model versions: a retried run registers its own version.
+ATTEMPT_TAG = "autotune-run-attempt"
+
+
+def registration_key(tags: Mapping[str, str] | None) -> tuple[str, str] | None:
+    """The (run id, attempt) a model version was registered for; None for a version that is not ours.
+
+    Why the attempt too: a run retried after it registered (its deployment failed) trains a new model, which
+    must become a new version; keyed by run alone, registration would hand back the previous attempt's version.
+    A version registered before attempts were tagged counts as attempt 1.
+    """
+    run_id = (tags or {}).get(RUN_TAG, "")
+    if not run_id:
+        return None
+    return run_id, str((tags or {}).get(ATTEMPT_TAG) or "1")
 
 
 class JobState(StrEnum):
@@ -166,7 +183,8 @@ class MLBackend(Protocol):
 
     # Registry
     def register_model(self, job_name: str, name: str, tags: dict[str, str]) -> ModelVersion:
-        """Register the job's ``trained_model`` output; returns the existing version if ``tags[RUN_TAG]`` has one."""
+        """Register the job's ``trained_model`` output; returns the existing version registered for the same
+        run and attempt (``registration_key`` of ``tags``) if there is one."""
         ...
 
     def get_model(self, name: str, version: str) -> ModelVersion | None: ...

@@ -83,7 +83,7 @@ def poll_job(ctx: RunContext, run: RunRecord) -> str:
             return "failed"
         _note_poll(ctx, run, error=user_reason(exc), errors=errors)
         return f"error: {exc}"
-    action = apply_job_state(ctx, run, status.state, error=status.error, source="poll")
+    action = apply_job_state(ctx, run, status.state, error=status.error, source="poll", status=status)
     if action == "unchanged":
         _note_poll(ctx, run, progress=status.progress)
     log.info(

@@ -3,8 +3,8 @@
 Why one module for events and polling alike: the Event Grid handler and the reconciler's backstop poll observe
 the same facts (a job's state), so they share one idempotent reaction. Every function here can run any number
 of times, in any order, from several processes: runs only move forward (``is_forward``), registration is
-idempotent per run (the backend finds the version tagged with our run id), and a model's desired version only
-ever moves to a *newer* run ("newer wins", by run creation time).
+idempotent per run attempt (the backend finds the version tagged with our run id and attempt), and a model's
+desired version only ever moves to a *newer* run ("newer wins", by run creation time).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.backends.base import DATASET_TAG, MODEL_TAG, RUN_TAG, BackendError, JobState
+from shared.backends.base import ATTEMPT_TAG, DATASET_TAG, MODEL_TAG, RUN_TAG, BackendError, JobState, JobStatus
 from shared.ledger import ModelRecord, RunRecord
 from shared.notify import RUN_SUCCEEDED, publish
 from shared.runs.context import (
@@ -36,15 +36,27 @@ BASE_MODEL_TAG = "autotune-base-model"
 BASE_VERSION_TAG = "autotune-base-model-version"
 
 
-def apply_job_state(ctx: RunContext, run: RunRecord, state: JobState, *, error: str = "", source: str = "") -> str:
-    """React to one observation of the run's job; returns what changed (``unchanged`` for repeats/late news)."""
+def apply_job_state(
+    ctx: RunContext,
+    run: RunRecord,
+    state: JobState,
+    *,
+    error: str = "",
+    source: str = "",
+    status: JobStatus | None = None,
+) -> str:
+    """React to one observation of the run's job; returns what changed (``unchanged`` for repeats/late news).
+
+    ``status`` is the platform's own answer when the caller just read it (a poll, an adoption): a completion
+    seen there needs no second confirmation.
+    """
     if state == JobState.RUNNING:
         if run.state not in ("queued", "submitted"):
             return "unchanged"
         updated = advance_run(ctx.ledger, run, "running")
         return "running" if updated.state == "running" else "unchanged"
     if state == JobState.COMPLETED:
-        return complete_run(ctx, run)
+        return complete_run(ctx, run, confirmed=status)
     if state in (JobState.FAILED, JobState.CANCELED):
         if run.state not in JOB_ACTIVE:
             return "unchanged"  # a late failure after completion (or a repeat) changes nothing
@@ -66,8 +78,13 @@ def job_error(ctx: RunContext, run: RunRecord) -> str:
         return ""
 
 
-def complete_run(ctx: RunContext, run: RunRecord) -> str:
-    """Completed job -> one registered model version (whatever the number of deliveries) -> the model's desired."""
+def complete_run(ctx: RunContext, run: RunRecord, *, confirmed: JobStatus | None = None) -> str:
+    """Completed job -> one registered model version (whatever the number of deliveries) -> the model's desired.
+
+    The platform is asked first (unless ``confirmed`` is its fresh answer): a completion event can be early,
+    stale or misrouted, and only a job the platform itself calls completed has a model to register.
+    Returns ``unconfirmed`` when the platform could not be asked (the event is delivered again later).
+    """
     if run.state not in ("queued", "submitted", "running", "completed"):
         return "unchanged"
     owner = new_owner("register")
@@ -79,23 +96,34 @@ def complete_run(ctx: RunContext, run: RunRecord) -> str:
         fresh = ctx.ledger.get(RunRecord, run.model, run.run_id)
         if fresh is None or fresh.state not in ("queued", "submitted", "running", "completed"):
             return "unchanged"
-        return _register_locked(ctx, fresh)
+        return _register_locked(ctx, fresh, confirmed)
     finally:
         ctx.ledger.release_lease(lease, owner)
 
 
-def _register_locked(ctx: RunContext, run: RunRecord) -> str:
-    metrics: dict[str, Any] = dict(run.metrics)
-    studio_url = run.studio_url
+def _register_locked(ctx: RunContext, run: RunRecord, confirmed: JobStatus | None) -> str:
+    status = confirmed
+    if status is None or status.state != JobState.COMPLETED:
+        try:
+            status = ctx.backend.get_job(run.job_name)
+        except Exception as exc:  # noqa: BLE001 - unconfirmed news waits for its redelivery or the backstop poll
+            log.warning("could not confirm that job %s completed: %s", run.job_name, exc, extra=run_ids(run))
+            return "unconfirmed"
+    if status.state != JobState.COMPLETED:
+        log.warning(
+            "job %s was reported completed but the platform says %s: nothing registered",
+            run.job_name,
+            status.state.value,
+            extra=run_ids(run),
+        )
+        if status.state == JobState.QUEUED:
+            return "unchanged"
+        return apply_job_state(ctx, run, status.state, error=status.error, source="platform", status=status)
+    metrics: dict[str, Any] = {**run.metrics, **status.metrics}
+    studio_url = status.studio_url or run.studio_url
     details = dict(run.details)
-    try:
-        status = ctx.backend.get_job(run.job_name)
-        metrics.update(status.metrics)
-        studio_url = status.studio_url or studio_url
-        if (status.progress or {}).get("history"):
-            details["loss_history"] = status.progress["history"]  # kept for the run's loss curve
-    except Exception as exc:  # noqa: BLE001 - metrics are lineage, not a reason to hold the model back
-        log.warning("no metrics for job %s: %s", run.job_name, exc, extra=run_ids(run))
+    if (status.progress or {}).get("history"):
+        details["loss_history"] = status.progress["history"]  # kept for the run's loss curve
     if run.state != "completed":
         run = advance_run(ctx.ledger, run, "completed", metrics=metrics, studio_url=studio_url, details=details)
     try:
@@ -131,6 +159,7 @@ def lineage_tags(run: RunRecord, metrics: dict[str, Any]) -> dict[str, str]:
     base = run.details.get("base_model") or {}
     tags = {
         RUN_TAG: run.run_id,
+        ATTEMPT_TAG: str(int(run.details.get("attempt", 1) or 1)),
         MODEL_TAG: run.model,
         DATASET_TAG: run.dataset_id,
         JOB_NAME_TAG: run.job_name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.backends.base import BackendError, FineTuneRequest
+from shared.backends.base import BackendError, FineTuneRequest, JobState, JobStatus
 from shared.errors import BadInput
 from shared.ledger import DatasetRecord, RunRecord
 from shared.notify import RUN_FAILED, publish
@@ -138,9 +138,12 @@ def submit_run(ctx: RunContext, run: RunRecord) -> RunRecord:
         fresh = ctx.ledger.get(RunRecord, run.model, run.run_id)
         if fresh is None or fresh.state != "queued":
             return fresh or run
-        return _submit_locked(ctx, fresh)
+        submitted, adopted = _submit_locked(ctx, fresh)
     finally:
         ctx.ledger.release_lease(lease, owner)
+    if adopted is None:
+        return submitted
+    return _act_on_adopted(ctx, submitted, adopted)  # outside the lease: registering takes the run's lease
 
 
 def job_key(run: RunRecord) -> str:
@@ -153,7 +156,8 @@ def job_key(run: RunRecord) -> str:
     return run.run_id if attempt <= 1 else f"{run.run_id}-attempt{attempt}"
 
 
-def _submit_locked(ctx: RunContext, run: RunRecord) -> RunRecord:
+def _submit_locked(ctx: RunContext, run: RunRecord) -> tuple[RunRecord, JobStatus | None]:
+    """Submit (or adopt) the run's job; the second value is an adopted job's state as the platform reported it."""
     backend = ctx.backend
     key = job_key(run)
     try:
@@ -179,16 +183,16 @@ def _submit_locked(ctx: RunContext, run: RunRecord) -> RunRecord:
         job_name = backend.submit_finetune(request)
     except BackendError as exc:
         if exc.retryable:
-            return _note_attempt(ctx, run, user_reason(exc), retry=True)
-        return fail_run(ctx, run, user_reason(exc), failed_step="submit", code=exc.code)
+            return _note_attempt(ctx, run, user_reason(exc), retry=True), None
+        return fail_run(ctx, run, user_reason(exc), failed_step="submit", code=exc.code), None
     except Exception as exc:  # unexpected: keep the run queued for the reconciler, bounded
         log.exception("submitting run %s failed unexpectedly", run.run_id, extra=run_ids(run))
-        return _note_attempt(ctx, run, f"{type(exc).__name__}: {exc}", retry=True)
+        return _note_attempt(ctx, run, f"{type(exc).__name__}: {exc}", retry=True), None
     details = {
         "base_model": {"name": base.name, "version": base.version, "id": base.id},
         "compute": {"name": compute.name, "instance_type": compute.instance_type, "gpus": compute.gpus_per_node},
     }
-    return _record_submitted(ctx, run, job_name, parameters=parameters, details=details)
+    return _record_submitted(ctx, run, job_name, parameters=parameters, details=details)[0], None
 
 
 def _record_submitted(
@@ -199,12 +203,13 @@ def _record_submitted(
     parameters: dict[str, Any] | None = None,
     details: dict[str, Any] | None = None,
     adopted: bool = False,
-) -> RunRecord:
-    studio_url = ""
+) -> tuple[RunRecord, JobStatus | None]:
+    status: JobStatus | None = None
     try:
-        studio_url = ctx.backend.get_job(job_name).studio_url
+        status = ctx.backend.get_job(job_name)
     except Exception:  # noqa: BLE001 - the link is a convenience; the job is submitted either way
         log.debug("no studio link for job %s yet", job_name)
+    studio_url = status.studio_url if status is not None else ""
     extra: dict[str, Any] = {"submitted_at": iso(), "adopted": adopted}
     extra.update(details or {})
 
@@ -224,7 +229,22 @@ def _record_submitted(
 
     updated = mutate_run(ctx.ledger, run, change)
     log.info("run %s submitted as job %s", updated.run_id, job_name, extra=run_ids(updated))
-    return updated
+    return updated, status if adopted else None
+
+
+def _act_on_adopted(ctx: RunContext, run: RunRecord, status: JobStatus) -> RunRecord:
+    """An adopted job may have run, or finished, long ago, and its events with it: act on its state now.
+
+    Why not wait for an event: a job that finished before the crash (or before the ledger was lost) will send
+    none, and the backstop would only poll it after ``JOB_POLL_AFTER_MINUTES``.
+    """
+    from shared.runs.outcome import apply_job_state  # outcome builds on this module
+
+    if status.state == JobState.QUEUED or run.state != "submitted":
+        return run
+    action = apply_job_state(ctx, run, status.state, error=status.error, source="adopted job", status=status)
+    log.info("run %s adopted job %s, which is %s: %s", run.run_id, run.job_name, status.state, action)
+    return ctx.ledger.get(RunRecord, run.model, run.run_id) or run
 
 
 def _note_attempt(ctx: RunContext, run: RunRecord, reason: str, *, retry: bool) -> RunRecord:

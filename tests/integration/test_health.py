@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -56,3 +58,42 @@ def test_health_names_a_bad_setting_without_secrets(health_env: dict[str, str]) 
     assert report["settings"]["ok"] is False
     assert any("MAX_LINE_BYTES" in problem for problem in report["settings"]["problems"])
     assert_no_secrets(response.text)
+
+
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_health_with_storage_down_answers_503_at_once_naming_what_is_down(
+    health_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage unreachable: the health route answers in seconds (no SDK retries with back-off, which took about
+    70 s), 503, and says which storage services are down, without secrets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import azure.functions as func
+
+    from functions.admin import health
+    from shared.settings import reset_settings
+
+    port = closed_port()
+    down = CONNECTION.replace(":10000/", f":{port}/").replace(":10002/", f":{port}/")
+    monkeypatch.setenv("AzureWebJobsStorage", down)
+    monkeypatch.setenv("GATEWAY_API_KEYS", API_KEYS)
+    reset_settings()
+    request = func.HttpRequest(method="GET", url="/api/health", body=b"")
+    with ThreadPoolExecutor(1) as pool:
+        response = pool.submit(health, request).result(timeout=20)  # before: ~70 s of retries
+    assert response.status_code == 503
+    text = response.get_body().decode()
+    report = json.loads(text)
+    assert report["status"] == "degraded" and report["down"] == ["storage.blob", "storage.table"]
+    assert report["storage"]["ok"] is False
+    assert report["storage"]["blob"]["ok"] is False and report["storage"]["table"]["ok"] is False
+    assert report["storage"]["blob"]["error"]  # the kind of failure, for the operator
+    assert_no_secrets(text)

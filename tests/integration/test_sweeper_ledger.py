@@ -15,6 +15,7 @@ import pytest
 
 from shared.backends.base import MANAGED_TAG, MODEL_TAG, EndpointInfo
 from shared.backends.local import LocalBackend
+from shared.gateway.activity import ledger_writer
 from shared.ledger import Ledger, ModelRecord
 from shared.models import request_wake, set_pinned
 from shared.settings import get_settings, reset_settings
@@ -142,6 +143,20 @@ def test_any_change_after_the_read_wins_over_the_sweep(ledger: Ledger, backend, 
     outcome = sweep_one(stale, ledger, backend)
     assert outcome.result == "skipped"
     assert ledger.get(ModelRecord, "models", MODEL).state == "live"
+
+
+def test_a_request_after_the_read_keeps_the_endpoint(ledger: Ledger, backend, topic: _Topic):
+    """The sweep read no activity, then spent its time on the endpoints' metrics; meanwhile a request came
+    through the gateway. It looks at the activity again right before deleting, and keeps the endpoint."""
+    live_model(ledger)
+    stale = read(ledger)
+    ledger_writer(ledger)(MODEL, iso(utcnow()))  # what the gateway records for a request
+    outcome = sweep_one(stale, ledger, backend)
+    assert outcome.result == "skipped" and "active again" in outcome.reason
+    record = ledger.get(ModelRecord, "models", MODEL)
+    assert record.state == "live" and record.endpoint_name == ENDPOINT
+    assert topic.events() == []
+    assert not ledger.lease_held(f"model:{MODEL}")
 
 
 def test_a_reconciler_holding_the_lease_when_the_sweep_acts_wins(ledger: Ledger, backend):

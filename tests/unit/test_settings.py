@@ -52,6 +52,34 @@ def test_secrets_stay_out_of_repr_and_summary():
     assert settings.gateway_api_keys == ("sk-secret-1",)
 
 
+def secret_values() -> dict[str, str]:
+    """A distinct, recognisable value for every secret setting (the storage one a full connection string)."""
+    values = {spec.env: f"secret-value-of-{spec.env}" for spec in SPEC if spec.secret}
+    values["AzureWebJobsStorage"] = (
+        "DefaultEndpointsProtocol=https;AccountName=autotunesa;AccountKey=c2VjcmV0LWFjY291bnQta2V5;"
+        "EndpointSuffix=core.windows.net"
+    )
+    return values
+
+
+def test_no_secret_setting_shows_in_any_repr_of_settings_or_what_holds_them():
+    from shared.runs.context import RunContext
+    from shared.sweeper import Policy
+
+    secrets = secret_values()
+    settings = load_settings(secrets)
+    views = [repr(settings), str(settings), f"{settings!r}", repr(Policy.from_settings(settings))]
+    views.append(repr(RunContext(settings=settings, ledger=None)))  # type: ignore[arg-type]
+    views.append(repr([settings, {"settings": settings}]))
+    for view in views:
+        for env, value in secrets.items():
+            assert value not in view, f"{env} shows in {view[:200]}"
+        assert "c2VjcmV0LWFjY291bnQta2V5" not in view  # not even the account key alone
+    assert "gateway_api_keys=<set>" in repr(settings) and "events_topic_endpoint=''" in repr(settings)
+    assert "base_model='" in repr(settings)  # everything else still shows, to debug with
+    assert settings.storage_connection_string == secrets["AzureWebJobsStorage"]  # the values themselves are intact
+
+
 # Azure-only identity-based storage settings: absent locally, because the blob extension (and the host) treat a
 # defined AzureWebJobsStorage__blobServiceUri / __accountName, even an empty one, as "connect with a managed
 # identity" instead of the connection string.

@@ -35,6 +35,7 @@ from shared.backends.base import (
     JobState,
     JobStatus,
     ModelVersion,
+    registration_key,
 )
 from shared.finetune_params import (
     NOTEBOOK_DEFAULTS,
@@ -529,14 +530,14 @@ def register_model(
     from azure.ai.ml.entities import Model
 
     ws = clients.workspace
-    run_id = tags.get(RUN_TAG, "")
+    key = registration_key(tags)
     action = f"register model {name} from job {job_name}"
     try:
         for attempt in range(3):
             versions = _list_versions(ws, name)
-            if run_id:
+            if key:
                 for existing in versions:
-                    if (existing.tags or {}).get(RUN_TAG) == run_id:
+                    if registration_key(existing.tags) == key:
                         return _version_of(existing)
             numbers = [int(m.version) for m in versions if str(m.version).isdigit()]
             version = str(max(numbers, default=0) + 1)

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shared.backends.base import RUN_TAG
+from shared.backends.base import registration_key
 from shared.backends.local.layout import Layout
 from shared.backends.local.state import file_lock, read_json, write_json
 
@@ -69,7 +69,7 @@ def _version_dict(version: Any) -> dict[str, Any]:
 
 
 def register(layout: Layout, job_name: str, name: str, tags: dict[str, str]) -> dict[str, Any]:
-    """Register the job's ``trained_model`` output; an existing version with the same run tag is returned."""
+    """Register the job's ``trained_model`` output; an existing version of the same run and attempt is returned."""
     model_dir = layout.job_model(job_name)
     status = read_json(layout.job(job_name) / "status.json", {}) or {}
     if status.get("state") != "completed":
@@ -78,10 +78,10 @@ def register(layout: Layout, job_name: str, name: str, tags: dict[str, str]) -> 
         raise ValueError(f"job {job_name} has no trained_model output at {model_dir}")
     store = client(layout)
     with file_lock(layout.root / ".registry.lock"):
-        run_tag = tags.get(RUN_TAG)
-        if run_tag:
+        key = registration_key(tags)
+        if key:
             for existing in store.search_model_versions(f"name='{name}'"):
-                if (existing.tags or {}).get(RUN_TAG) == run_tag:
+                if registration_key(existing.tags) == key:
                     result = _version_dict(existing)
                     mirror(layout, result)
                     return result
