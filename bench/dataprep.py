@@ -40,7 +40,8 @@ def child_ours(source: str, out: str) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     outs = [open(Path(out) / f"{name}.jsonl", "wb") for name in ("train", "test", "rejected")]  # noqa: SIM115
     with open(source, "rb") as handle:
-        report = prepare(file_chunks(handle), outs[0].write, outs[1].write, outs[2].write, PrepareOptions())
+        writers = (out.write for out in outs)
+        report = prepare(file_chunks(handle), *writers, PrepareOptions(), write_beside=False)  # as the CLI does
     for f in outs:
         f.close()
     (Path(out) / "report.json").write_text(json.dumps(report))

@@ -1,8 +1,9 @@
-"""Run GIL-releasing work (SHA-256 of the content, writing output) on a helper thread while the main thread parses.
+"""Run GIL-releasing work (writing output) on a helper thread while the main thread parses.
 
-Why: hashing a multi-MB chunk and writing a 1 MiB block to a file or a blob release the GIL, so on a machine with
-two cores they can run beside the JSON parsing instead of after it. One helper thread per ``Overlap`` runs the
-calls in order; at most ``depth`` wait for it, so memory stays bounded (that many chunks or blocks). An error is
+Why: writing a 1 MiB block to a file or a blob (a network round trip) releases the GIL, so it can run beside the
+JSON parsing instead of after it. (The content's SHA-256 is not handed over: it costs more CPU on another core,
+see ``reader.PIECE_BYTES``.) One helper thread per ``Overlap`` runs the
+calls in order; at most ``depth`` wait for it, so memory stays bounded (that many blocks). An error is
 raised on the main thread at the next call, ``wait`` or ``close``; calls after an error are skipped. Small
 pieces run inline (after the queued ones): handing them over costs more than it saves.
 """
@@ -22,16 +23,17 @@ Call = Callable[[bytes], Any]
 class Overlap:
     """Calls run in order on one helper thread (started on first use); ``close`` ends it."""
 
-    __slots__ = ("_error", "_queue", "_thread")
+    __slots__ = ("_beside", "_error", "_queue", "_thread")
 
-    def __init__(self, depth: int = 1) -> None:
+    def __init__(self, depth: int = 1, *, beside: bool = True) -> None:
+        self._beside = beside  # False: every call runs inline (quick local writes)
         self._queue: queue.Queue[tuple[Call, bytes] | None] = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def submit(self, call: Call, data: bytes) -> None:
         """Run ``call(data)`` after the calls before it: on the helper thread when ``data`` is large."""
-        if len(data) < MIN_OVERLAP_BYTES:
+        if len(data) < MIN_OVERLAP_BYTES or not self._beside:
             self.wait()
             call(data)
             return

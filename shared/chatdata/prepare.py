@@ -20,6 +20,7 @@ from xxhash import xxh3_128_digest
 from shared.chatdata import rules, stats
 from shared.chatdata.overlap import Overlap
 from shared.chatdata.reader import InputError, StreamInfo, TooLong, decompressed, iter_lines
+from shared.chatdata.rows import clean_line
 from shared.chatdata.sniff import describe_non_jsonl
 
 if TYPE_CHECKING:
@@ -74,30 +75,43 @@ class PrepareOptions:
 class _Buffered:
     """Collects output lines and hands them to the writer in ~1 MiB pieces (one blob block, one file write).
 
-    The pieces go through ``writing``, shared by the three outputs: written beside the parsing (file and network
-    writes release the GIL) but one at a time and in order, so a writer never sees two calls at once."""
+    Lines are appended to one ``bytearray`` (no object per line, no join); a full block is handed over as it is and
+    never touched again, and a new one started. The blocks go through ``writing``, shared by the three outputs:
+    written beside the parsing (file and network writes release the GIL) but one at a time and in order, so a
+    writer never sees two calls at once."""
 
-    __slots__ = ("count", "parts", "size", "writer", "writing")
+    __slots__ = ("block", "count", "writer", "writing")
 
     def __init__(self, writer: Writer, writing: Overlap):
         self.writer = writer
         self.writing = writing
-        self.parts: list[bytes] = []
-        self.size = 0
+        self.block = bytearray()
         self.count = 0
 
     def add(self, line: bytes) -> None:
-        self.parts.append(line)
-        self.size += len(line)
+        self.block += line
         self.count += 1
-        if self.size >= FLUSH_BYTES:
+        if len(self.block) >= FLUSH_BYTES:
+            self.flush()
+
+    def add_row(self, prompt_json: bytes, prompt_id_json: bytes, messages_json: bytes | bytearray, end: bytes) -> None:
+        """Add one output row from its pieces, copied once, straight into the block."""
+        block = self.block
+        block += b'{"prompt":'
+        block += prompt_json
+        block += b',"prompt_id":'
+        block += prompt_id_json
+        block += b',"messages":'
+        block += messages_json
+        block += end
+        self.count += 1
+        if len(block) >= FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
-        if self.parts:
-            self.writing.submit(self.writer, b"".join(self.parts))
-            self.parts = []
-            self.size = 0
+        if self.block:
+            self.writing.submit(self.writer, self.block)  # type: ignore[arg-type]  # bytes-like, never changed again
+            self.block = bytearray()
 
 
 def split_of(digest: bytes, test_percent: int) -> str:
@@ -118,11 +132,11 @@ def conversation_digest(messages_json: bytes, tools_json: bytes | None = None) -
 class _Run:
     """State of one preparation (kept off the hot loop's locals only where it must be shared)."""
 
-    def __init__(self, options: PrepareOptions, train: Writer, test: Writer, rejected: Writer):
+    def __init__(self, options: PrepareOptions, train: Writer, test: Writer, rejected: Writer, write_beside: bool):
         self.options = options
         self.max_seq_length = options.max_seq_length
         self.test_percent = options.test_percent
-        self.writing = Overlap(WRITES_IN_FLIGHT)
+        self.writing = Overlap(WRITES_IN_FLIGHT, beside=write_beside)
         self.train = _Buffered(train, self.writing)
         self.test = _Buffered(test, self.writing)
         self.rejected = _Buffered(rejected, self.writing)
@@ -154,44 +168,65 @@ class _Run:
             self.first_rejections.append({k: entry[k] for k in ("line", "reason", "detail")})
 
     def accept(self, line_no: int, raw: bytes, conv: rules.Conversation) -> None:
+        """Keep a line that the full check passed (the slow way: tools, extra keys, warnings)."""
         dumps = orjson.dumps
-        messages_json = dumps(conv.messages)
-        tools_json = None if conv.tools is None else dumps(conv.tools)
-        digest = conversation_digest(messages_json, tools_json)
-        seen = self.seen
-        first = seen.get(digest)
-        if first is not None:
-            self.reject(line_no, rules.DUPLICATE, f"same conversation as line {first}", raw)
-            return
-        seen[digest] = line_no
         prompt = conv.prompt
         if prompt is None:
             prompt = next((m["content"] for m in conv.messages if m["role"] == "user"), "")
-        line = b"".join(
-            (
-                b'{"prompt":',
-                dumps(prompt),
-                b',"prompt_id":',
-                dumps(conv.prompt_id or digest.hex()),
-                b',"messages":',
-                messages_json,
-                b"}\n" if tools_json is None else b',"tools":' + tools_json + b"}\n",
-            )
+        self.keep(
+            line_no,
+            raw,
+            dumps(conv.messages),
+            prompt,
+            conv.prompt_id,
+            conv.shape,
+            conv.chars,
+            len(conv.messages),
+            None if conv.tools is None else dumps(conv.tools),
+            conv.warnings,
         )
-        if conv.warnings:
-            self.warnings.update(conv.warnings)
-        self.shapes[conv.shape] += 1
-        count = len(conv.messages)
-        tokens = stats.estimate_tokens(conv.chars, count)
+
+    def keep(
+        self,
+        line_no: int,
+        raw: bytes,
+        messages_json: bytes | bytearray,
+        prompt: str,
+        prompt_id: str | None,
+        shape: str,
+        chars: int,
+        count: int,
+        tools_json: bytes | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        """Dedup, write to train or test, and count one valid conversation (both ways end here: the hot path)."""
+        digest = (
+            xxh3_128_digest(messages_json) if tools_json is None else conversation_digest(messages_json, tools_json)
+        )
+        first = self.seen.setdefault(digest, line_no)
+        if first != line_no:
+            self.reject(line_no, rules.DUPLICATE, f"same conversation as line {first}", bytes(raw))
+            return
+        if warnings:
+            self.warnings.update(warnings)
+        self.shapes[shape] += 1
+        tokens = stats.estimate_tokens(chars, count)
         self.tokens[tokens] += 1
         self.messages[count] += 1
         if tokens > self.max_seq_length:
             self.over_max_seq += 1
         if int.from_bytes(digest[:8], "big") % 100 < self.test_percent:  # split_of, inlined: the hot path
-            self.test.add(line)
+            out = self.test
         else:
-            self.train.add(line)
+            out = self.train
             self.train_tokens += tokens
+        dumps = orjson.dumps
+        out.add_row(
+            dumps(prompt),
+            dumps(prompt_id or digest.hex()),
+            messages_json,
+            b"}\n" if tools_json is None else b',"tools":' + tools_json + b"}\n",
+        )
 
 
 def prepare(
@@ -200,16 +235,20 @@ def prepare(
     test: Writer,
     rejected: Writer,
     options: PrepareOptions | None = None,
+    *,
+    write_beside: bool = True,
 ) -> dict[str, Any]:
     """Prepare one input stream (chunks of bytes, gzip or not) into the three writers; return the report.
 
     Never raises for bad data: bad lines are rejected one by one, and an unreadable stream (corrupt gzip) or a
     dataset too small to train on is rejected as a whole with ``accepted: false`` and a ``rejection`` sentence.
+    ``write_beside``: hand each ~1 MiB block to a helper thread, for writers that wait on the network (blob
+    blocks); pass False for local files, whose writes are quick: handing them over costs more CPU than it saves.
     """
     options = options or PrepareOptions()
     started = time.perf_counter()
     info = StreamInfo()
-    run = _Run(options, train, test, rejected)
+    run = _Run(options, train, test, rejected, write_beside)
     try:
         unreadable = _run_lines(chunks, run, info)
         for out in (run.train, run.test, run.rejected):
@@ -222,7 +261,8 @@ def prepare(
 def _run_lines(chunks: Iterable[bytes], run: _Run, info: StreamInfo) -> str | None:
     """The hot loop: every line to train, test or rejected; returns why the stream is unreadable, if it is."""
     options = run.options
-    decode, check, LineError = rules.decode_line, rules.check, rules.LineError
+    decode, check, LineError, fast = rules.decode_line, rules.check, rules.LineError, clean_line
+    scratch = bytearray()  # the clean lines' messages JSON, encoded into one reused buffer
     max_line = options.max_line_bytes
     line_no = 0
     unreadable: str | None = None
@@ -238,6 +278,11 @@ def _run_lines(chunks: Iterable[bytes], run: _Run, info: StreamInfo) -> str | No
                 run.blank += 1
                 continue
             run.total += 1
+            clean = fast(raw, scratch)
+            if clean is not None:
+                run.objects += 1
+                run.keep(line_no, raw, *clean)
+                continue
             try:
                 value = decode(raw)
                 if type(value) is dict:

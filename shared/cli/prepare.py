@@ -78,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
             source = sys.stdin.buffer if args.input == "-" else stack.enter_context(open(args.input, "rb"))
             args.out.mkdir(parents=True, exist_ok=True)
             outs = [stack.enter_context((args.out / f"{name}.jsonl").open("wb")) for name in OUTPUTS]
-            report = prepare(file_chunks(source), outs[0].write, outs[1].write, outs[2].write, options)
+            writers = (out.write for out in outs)
+            report = prepare(file_chunks(source), *writers, options, write_beside=False)  # local files: inline
         (args.out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
         print(f"error: {exc.filename or args.input}: {exc.strerror or exc}", file=sys.stderr)

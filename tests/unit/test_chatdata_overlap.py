@@ -1,4 +1,4 @@
-"""The helper thread that overlaps hashing and writing with parsing: order kept, errors surface, no thread left."""
+"""The helper thread that overlaps writing with parsing: order kept, errors surface, no thread left."""
 
 from __future__ import annotations
 
