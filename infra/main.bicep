@@ -75,6 +75,8 @@ param deploymentInstanceType string = ''
 param finetuneInstanceType string = ''
 param endpointIdleMinutes string = ''
 param pinnedModels string = ''
+@description('ENDPOINT_NAME_SUFFIX: 1-8 lowercase letters/digits in endpoint names (unique per region); empty derives one from the subscription and workspace.')
+param endpointNameSuffix string = ''
 param eventsTopicEndpoint string = ''
 
 @description('Event Grid custom topic for lifecycle notifications (EventGridSchema): the app identity gets EventGrid Data Sender on it and EVENTS_TOPIC_ENDPOINT points at it. Empty: none (or eventsTopicEndpoint, granted by hand).')
@@ -244,6 +246,7 @@ var extraSettings = union(
   empty(finetuneInstanceType) ? {} : { INSTANCE_TYPE_FINETUNE: finetuneInstanceType },
   empty(endpointIdleMinutes) ? {} : { ENDPOINT_IDLE_MINUTES: endpointIdleMinutes },
   empty(pinnedModels) ? {} : { PINNED_MODELS: pinnedModels },
+  empty(endpointNameSuffix) ? {} : { ENDPOINT_NAME_SUFFIX: endpointNameSuffix },
   empty(eventsEndpoint) ? {} : { EVENTS_TOPIC_ENDPOINT: eventsEndpoint }
 )
 

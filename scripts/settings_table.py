@@ -39,7 +39,7 @@ AZURE_OPTIONAL: dict[str, str] = {
     "MIN_TRAIN_ROWS": "default fits: Azure ML's preprocess step needs 10",
     "HF_LOCAL_DATASETS_DIR": "local only; offline Hugging Face mirrors",
     "BASE_MODEL_REGISTRY": "default fits: the azureml system registry",
-    "PIPELINE_COMPONENT_VERSION": "default fits: latest chat_completion_pipeline",
+    "PIPELINE_COMPONENT_VERSION": "default fits: the version whose inputs ship (0.0.82)",
     "FINETUNE_PARAMETERS": "default fits: the notebook's defaults",
     "EXPERIMENT_NAME": "default fits",
     "REGISTERED_MODEL_PREFIX": "default fits",

@@ -157,6 +157,12 @@ def component_inputs() -> dict[str, dict[str, Any]]:
     return _inputs_document()["inputs"]
 
 
+def shipped_component_version() -> str:
+    """The chat_completion_pipeline version whose inputs the committed copy holds (PIPELINE_COMPONENT_VERSION's
+    default)."""
+    return str(_inputs_document()["version"])
+
+
 # --------------------------------------------------------------------------------------------- parsing layers
 def parse_model_specific_defaults(tag: str | Mapping[str, Any] | None, *, model: str = "the base model") -> dict:
     """The ``model_specific_defaults`` tag as a dict; the notebook reads it with ``ast.literal_eval``.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,6 +61,13 @@ def _json_object(raw: str) -> dict[str, Any]:
     value = json.loads(raw) if raw.strip() else {}
     if not isinstance(value, dict):
         raise ValueError("expected a JSON object")
+    return value
+
+
+def _endpoint_suffix(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"[a-z0-9]{1,8}", value):
+        raise ValueError(f"expected 1-8 lowercase letters and digits, got {raw!r}")
     return value
 
 
@@ -193,16 +201,18 @@ SPEC: tuple[Setting, ...] = (
     Setting(
         "BASE_MODEL",
         "base_model",
-        "Phi-3-mini-4k-instruct",
-        "Base model name in the azureml registry (ML_BACKEND=azureml).",
+        "Phi-4-mini-instruct",
+        "Base model name in the azureml registry (ML_BACKEND=azureml); the notebook's Phi-3-mini-4k-instruct is "
+        "retired for fine-tuning.",
     ),
     Setting("BASE_MODEL_VERSION", "base_model_version", "latest", "Base model version, or a label such as latest."),
     Setting("BASE_MODEL_REGISTRY", "base_model_registry", "azureml", "Registry holding the base model and pipeline."),
     Setting(
         "PIPELINE_COMPONENT_VERSION",
         "pipeline_component_version",
-        "",
-        "Version of chat_completion_pipeline to use (empty: latest).",
+        "0.0.82",
+        "Version of chat_completion_pipeline to use: the one whose inputs ship (backends/chat_completion_inputs.json);"
+        " another version (or 'latest') is checked against its own inputs.",
     ),
     Setting(
         "FINETUNE_PARAMETERS",
@@ -459,6 +469,14 @@ SPEC: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "ENDPOINT_NAME_SUFFIX",
+        "endpoint_name_suffix",
+        "",
+        "Suffix of Azure ML endpoint names (at-{model}-{suffix}), 1-8 lowercase letters/digits; endpoint names are "
+        "unique per region. Empty: derived from the subscription and workspace.",
+        _endpoint_suffix,
+    ),
+    Setting(
         "IDLE_SWEEP_DRY_RUN", "idle_sweep_dry_run", "false", "Log what the sweeper would delete; delete nothing.", _bool
     ),
     Setting("PINNED_MODELS", "pinned_models", "", "Comma-separated models the sweeper never puts to sleep.", _csv),
@@ -568,6 +586,7 @@ class Settings:
     auto_wake: bool
     idle_sweep_schedule: str
     endpoint_idle_minutes: float
+    endpoint_name_suffix: str
     idle_sweep_dry_run: bool
     pinned_models: tuple[str, ...]
     events_topic_endpoint: str

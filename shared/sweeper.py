@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.ledger import ActivityRecord, ConflictError, Ledger, ModelRecord
 from shared.models import activity_for, pinned_by
-from shared.names import endpoint_name as derived_endpoint_name
+from shared.names import endpoint_name_for
 from shared.timeutil import iso, utcnow
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def observe(settings: Settings, ledger: Ledger, backend: MLBackend) -> list[Obse
     records = list(ledger.query(ModelRecord, "PartitionKey eq @p", p="models"))
     by_endpoint: dict[str, ModelRecord] = {}
     for record in records:
-        by_endpoint.setdefault(derived_endpoint_name(record.model), record)
+        by_endpoint.setdefault(endpoint_name_for(settings, record.model), record)
     for record in records:  # a recorded endpoint name wins over the derived one
         if record.endpoint_name:
             by_endpoint[record.endpoint_name] = record

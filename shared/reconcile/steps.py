@@ -21,7 +21,7 @@ from typing import Any
 
 from shared.backends.base import MANAGED_TAG, MODEL_TAG, BackendError, DeploymentPhase
 from shared.ledger import ModelRecord, RunRecord
-from shared.names import deployment_name, endpoint_name
+from shared.names import deployment_name, endpoint_name_for
 from shared.notify import MODEL_DEPLOYED, publish
 from shared.reconcile.smoke import FALLBACK_CONVERSATION, first_conversation, output_text, smoke_payload
 from shared.runs.context import RunContext, advance_run
@@ -107,7 +107,7 @@ def _run(ctx: RunContext, model: ModelRecord, run_id: str) -> RunRecord | None:
 def start(ctx: RunContext, model: ModelRecord) -> bool:
     version = model.desired_version
     name = deployment_name(version)
-    endpoint = endpoint_name(model.model)
+    endpoint = endpoint_name_for(ctx.settings, model.model)
     previous = ""
     if model.live_deployment and model.live_deployment != name and model.endpoint_name == endpoint:
         previous = model.live_deployment
@@ -157,8 +157,9 @@ def ensure_endpoint(ctx: RunContext, model: ModelRecord) -> bool:
         progress["scoring_uri"] = info.scoring_uri
         _save(ctx, model, ENDPOINT)
         return True
-    if state == "failed":
-        return rollback(ctx, model, f"endpoint {endpoint} failed to provision", ENDPOINT)
+    if state in ("failed", "canceled"):
+        # Canceled: Azure stopped the create (or update); the endpoint will not become ready on its own.
+        return rollback(ctx, model, f"endpoint {endpoint} provisioning ended {state}", ENDPOINT)
     progress["waiting_for"] = f"endpoint {endpoint} ({info.state or 'unknown'})"
     return False
 

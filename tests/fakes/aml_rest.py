@@ -258,7 +258,8 @@ class FakeAzureML:
         )
 
     def seed_notebook_world(self, *, archived_base: bool = False) -> None:
-        """The notebook's world: Phi-3-mini in the registry, the pipeline component, an A100 cluster."""
+        """The notebook's world: Phi-3-mini (and BASE_MODEL's default) in the registry, the pipeline component, an
+        A100 cluster."""
         tags = {
             "FinetuneRetirementDate": "2025-08-30",
             "model_specific_defaults": (
@@ -283,6 +284,11 @@ class FakeAzureML:
         if not archived_base:
             tags.pop("FinetuneRetirementDate")
         self.add_registry_model("Phi-3-mini-4k-instruct", "15", tags=tags, archived=archived_base)
+        # BASE_MODEL's default (the notebook's Phi-3-mini is retired for fine-tuning): the same card shape.
+        current = {key: value for key, value in tags.items() if key != "FinetuneRetirementDate"}
+        self.add_registry_model(
+            "Phi-4-mini-instruct", "7", tags=current, properties={"finetuning-tasks": "chat-completion"}
+        )
         self.add_pipeline_component("0.0.82")
         self.add_compute("gpu-cluster", "Standard_NC24ads_A100_v4")
         self.add_vm_size("Standard_NC24ads_A100_v4", gpus=1)

@@ -46,6 +46,7 @@ def make_backend(fake: FakeAzureML, **env: str) -> AzureMLBackend:
             "AZURE_SUBSCRIPTION_ID": fake.subscription,
             "AZURE_RESOURCE_GROUP": fake.resource_group,
             "AZUREML_WORKSPACE_NAME": fake.workspace,
+            "BASE_MODEL": "Phi-3-mini-4k-instruct",  # the notebook's model (its world, as seeded)
             **env,
         }
     )
@@ -280,9 +281,16 @@ def test_registration_request_shape_idempotency_and_monotonic_versions(fake, bac
 
 
 # ------------------------------------------------------------------------------------------------ endpoints
+def trained(fake, backend) -> str:
+    """A completed fine-tuning job: registration reads the base model from its tags."""
+    job = backend.submit_finetune(request_for(backend))
+    fake.set_job_status(job, "Completed")
+    return job
+
+
 def deployed(fake, backend):
     tags = {RUN_TAG: RUN, MODEL_TAG: "support-bot"}
-    model = backend.register_model("job-1", "autotune-support-bot", tags)
+    model = backend.register_model(trained(fake, backend), "autotune-support-bot", tags)
     backend.begin_endpoint("at-support-bot", {MODEL_TAG: "support-bot"})
     fake.settle()
     backend.begin_deployment("at-support-bot", "v1", model, "Standard_NC6s_v3", 1)
@@ -321,7 +329,7 @@ def test_deployment_request_shape(fake, backend):
 
 
 def test_instance_type_outside_the_allow_list_names_the_setting(fake, backend):
-    model = backend.register_model("job-1", "autotune-support-bot", {RUN_TAG: RUN})
+    model = backend.register_model(trained(fake, backend), "autotune-support-bot", {RUN_TAG: RUN})
     backend.begin_endpoint("at-support-bot", {})
     with pytest.raises(BackendError) as err:
         backend.begin_deployment("at-support-bot", "v1", model, "Standard_D4s_v3", 1)
@@ -343,7 +351,7 @@ def test_failed_deployment_reports_a_reason(fake, backend):
 
 
 def test_quota_rejection_at_creation_is_worded(fake, backend):
-    model = backend.register_model("job-1", "autotune-support-bot", {RUN_TAG: RUN})
+    model = backend.register_model(trained(fake, backend), "autotune-support-bot", {RUN_TAG: RUN})
     backend.begin_endpoint("at-support-bot", {})
     fake.inject("PUT", "/deployments/v-1", 400, code="QuotaExceeded", message="Not enough quota available")
     with pytest.raises(BackendError) as err:
@@ -414,11 +422,6 @@ def test_scoring_target_from_list_keys_and_invoke(fake, backend):
     with pytest.raises(BackendError) as err:
         backend.scoring_target("at-nobody")
     assert err.value.code == "endpoint_not_found"
-
-
-def test_scoring_target_with_token_auth(fake, backend):
-    fake.endpoints["tok"] = fake._endpoint_body("tok", {"properties": {"authMode": "AADToken"}}, "Succeeded")
-    assert backend.scoring_target("tok").headers["Authorization"] == "Bearer aml-token-tok"
 
 
 def test_endpoint_last_request_from_azure_monitor(fake, backend):

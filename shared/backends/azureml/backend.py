@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from shared.backends.azureml import endpoints, finetune
+from shared.backends.azureml import endpoints, finetune, lineage
 from shared.backends.azureml.client import AzureMLClients, RetrySettings
 from shared.backends.azureml.rest import ArmRest
 from shared.backends.base import (
@@ -79,29 +79,10 @@ class AzureMLBackend:
 
     # Registry ---------------------------------------------------------------------------------------------
     def register_model(self, job_name: str, name: str, tags: dict[str, str]) -> ModelVersion:
+        # Lineage from the job's own record (its base-model tag), not from the settings of today.
         return finetune.register_model(
-            self.clients, self.settings, job_name, name, tags, extra_tags=self._base_model_lineage()
+            self.clients, self.settings, job_name, name, tags, extra_tags=lineage.lineage_tags(self.clients, job_name)
         )
-
-    def _base_model_lineage(self) -> dict[str, str]:
-        """The base model's serving allow-list, copied onto each version so deployments can be checked."""
-        try:
-            base = self.clients.registry.models.get(
-                self.settings.base_model,
-                **(
-                    {"label": "latest"}
-                    if self.settings.base_model_version.lower() in ("", "latest")
-                    else {"version": self.settings.base_model_version}
-                ),
-            )
-        except Exception:  # lineage is a convenience: a retired base model must not block registration
-            log.debug("base model tags unavailable for lineage", exc_info=True)
-            return {}
-        tags = base.tags or {}
-        out = {"base_model": f"{base.name}:{base.version}"}
-        if "inference_compute_allow_list" in tags:
-            out["inference_compute_allow_list"] = str(tags["inference_compute_allow_list"])
-        return out
 
     def get_model(self, name: str, version: str) -> ModelVersion | None:
         return finetune.get_model(self.clients, self.settings, name, version)

@@ -123,8 +123,27 @@ def begin_endpoint(clients: AzureMLClients, settings: Settings, name: str, tags:
     try:
         clients.workspace.online_endpoints.begin_create_or_update(endpoint)
     except Exception as exc:
+        if _name_taken(exc):
+            raise BackendError(
+                f"Endpoint name {name} is taken in this Azure region by another workspace or subscription (online "
+                "endpoint names are unique per region: the scoring URI is {name}.{region}.inference.ml.azure.com). "
+                "Set ENDPOINT_NAME_SUFFIX to another value (1-8 lowercase letters or digits) and the model is "
+                f"deployed under a new name. Azure said: {getattr(getattr(exc, 'error', None), 'message', exc)}",
+                setting="ENDPOINT_NAME_SUFFIX",
+                code="endpoint_name_taken",
+            ) from None
         raise to_backend_error(exc, settings, action=f"create endpoint {name}") from exc
     return get_endpoint(clients, settings, name) or EndpointInfo(name=name, state="Creating", tags=all_tags)
+
+
+def _name_taken(exc: BaseException) -> bool:
+    """A create refused because the name exists elsewhere in the region (it is not in this workspace: checked)."""
+    status = getattr(exc, "status_code", None)
+    code = str(getattr(getattr(exc, "error", None), "code", "") or "")
+    text = f"{code} {getattr(getattr(exc, 'error', None), 'message', '') or exc}".lower()
+    return status == 409 or (
+        status == 400 and any(w in text for w in ("already exists", "already in use", "not unique"))
+    )
 
 
 def list_managed_endpoints(clients: AzureMLClients, settings: Settings) -> list[EndpointInfo]:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.backends.azureml.errors import is_not_found, to_backend_error
+from shared.backends.azureml.lineage import BASE_MODEL_TAG, check_component_inputs
 from shared.backends.base import (
     DATASET_TAG,
     MODEL_TAG,
@@ -43,6 +44,7 @@ from shared.finetune_params import (
     merge_parameters,
     model_defaults,
     pipeline_display_name,
+    shipped_component_version,
 )
 
 if TYPE_CHECKING:
@@ -56,7 +58,6 @@ PIPELINE_COMPONENT = "chat_completion_pipeline"
 UNSUPPORTED_FINETUNE_SIZES = ("standard_nc6", "standard_nc12", "standard_nc24", "standard_nc24r")
 COMPUTE_INPUTS = ("compute_model_import", "compute_preprocess", "compute_finetune", "compute_model_evaluation")
 PATH_TYPES = frozenset({"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"})
-BASE_MODEL_TAG = "autotune-base-model"
 JOB_PREFIX = "autotune-"
 
 _JOB_STATES = {
@@ -65,6 +66,7 @@ _JOB_STATES = {
     "provisioning": JobState.QUEUED,
     "preparing": JobState.QUEUED,
     "queued": JobState.QUEUED,
+    "scheduled": JobState.QUEUED,
     "running": JobState.RUNNING,
     "finalizing": JobState.RUNNING,
     "cancelrequested": JobState.RUNNING,
@@ -166,6 +168,17 @@ def _check_not_retired(
             f"{change}",
             setting="BASE_MODEL",
             code="base_model_retired",
+        )
+    deprecation = tags.get("FinetuneDeprecationDate", "")
+    if deprecation and deprecation[:10] <= today:
+        log.warning(
+            "Base model %s version %s (BASE_MODEL) is deprecated for fine-tuning since %s (retirement: %s); runs "
+            "still work until it retires: choose another BASE_MODEL before then.",
+            name,
+            version,
+            deprecation[:10],
+            retirement[:10] or "not announced",
+            extra={"setting": "BASE_MODEL"},
         )
     tasks = properties.get("finetuning-tasks") or tags.get("finetuning-tasks") or ""
     if tasks and "chat-completion" not in tasks.lower():
@@ -433,6 +446,7 @@ def submit_finetune(clients: AzureMLClients, settings: Settings, request: FineTu
     action = f"submit the fine-tuning job of run {request.run_id}"
     try:
         component = get_pipeline_component(clients, settings)
+        check_component_inputs(component, request.parameters, shipped_component_version())
         train = ensure_data_asset(clients, settings, request, "train")
         test = ensure_data_asset(clients, settings, request, "test")
         job = build_pipeline_job(component, request, train_input=train, test_input=test, job_name=name)

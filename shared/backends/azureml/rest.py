@@ -3,8 +3,8 @@
 Why not the SDK here: the gateway resolves a scoring target on a cold request and the sweeper reads activity
 every few minutes; importing ``azure.ai.ml`` costs seconds and hundreds of MB. These are three small ARM REST
 calls made with azure-core (already loaded by azure-identity and the storage SDKs) and the same credential:
-``GET onlineEndpoints/{name}`` and ``POST .../listKeys`` (or ``.../token``) at api-version 2022-02-01-preview
-(what azure-ai-ml 1.35 sends, in ``../shared/contracts/aml-rest-spec``), and Azure Monitor's
+``GET onlineEndpoints/{name}`` and ``POST .../listKeys`` at api-version 2022-02-01-preview (what azure-ai-ml 1.35
+sends, in ``../shared/contracts/aml-rest-spec``; key-auth endpoints only, the app creates no other), and Azure Monitor's
 ``GET {endpoint id}/providers/Microsoft.Insights/metrics`` for ``RequestsPerMinute``.
 (azure-monitor-query 2.x dropped ``MetricsQueryClient``; this is the REST call it made.)
 """
@@ -111,7 +111,7 @@ class ArmRest:
 
     # ---------------------------------------------------------------------------------------- scoring target
     def scoring_target(self, endpoint: str, deployment: str | None = None) -> ScoringTarget:
-        """Scoring URI + ``Authorization`` header (endpoint key, or an Azure ML token for aad_token endpoints)."""
+        """Scoring URI + ``Authorization`` header with the endpoint key (the app's endpoints use key auth)."""
         from azure.core.exceptions import HttpResponseError
 
         path = endpoint_resource_id(self.settings, endpoint)
@@ -127,10 +127,16 @@ class ArmRest:
                     retryable=True,
                     code="endpoint_not_ready",
                 )
-            if str(props.get("authMode") or "Key").lower() == "key":
-                secret = str(self._call("POST", f"{path}/listKeys", params, action=action).get("primaryKey") or "")
-            else:
-                secret = str(self._call("POST", f"{path}/token", params, action=action).get("accessToken") or "")
+            mode = str(props.get("authMode") or "Key")
+            if mode.lower() != "key":
+                # The app creates key-auth endpoints only (endpoints.build_endpoint); another mode means the
+                # endpoint was changed by hand, and a token for it would need a different role and refresh.
+                raise BackendError(
+                    f"Endpoint {endpoint} uses auth mode {mode}; the app creates and scores key-auth endpoints only. "
+                    "Set its auth mode back to key, or delete it and let the app recreate it.",
+                    code="endpoint_auth_mode",
+                )
+            secret = str(self._call("POST", f"{path}/listKeys", params, action=action).get("primaryKey") or "")
         except HttpResponseError as exc:
             if exc.status_code == 404:
                 raise BackendError(f"Endpoint {endpoint} does not exist.", code="endpoint_not_found") from None
