@@ -8,7 +8,7 @@ added p99 <= 10 ms, throughput through the gateway >= 50% of direct.
     .venv/bin/python bench/gateway.py [--requests 3000] [--concurrency 32]
 
 Needs Azurite (``scripts/azurite.sh start``) for the model's ledger record. Starts the stub endpoint
-(``python -m shared.gateway.stub``) and a devhost running the app with its targets pointed at the stub
+(``python -m tests.fakes.scoring_stub``) and a devhost running the app with its targets pointed at the stub
 (``tests.integration.gateway_devhost_app``) as subprocesses, and stops them at the end. Also prints the
 gateway's own ``x-autotune-overhead-ms`` and a "host floor" (the devhost answering a request the gateway refuses at
 once: no upstream, no storage), so the host's share (HTTP server, request objects) can be told apart, and the same
@@ -129,7 +129,17 @@ async def load_in_process(gateway: Gateway, body: bytes, requests: int, concurre
 
 
 def start_stub() -> tuple[subprocess.Popen[str], str]:
-    command = [sys.executable, "-m", "shared.gateway.stub", "--port", "0", "--key", ENDPOINT_KEY, "--answer", "Hi."]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.fakes.scoring_stub",
+        "--port",
+        "0",
+        "--key",
+        ENDPOINT_KEY,
+        "--answer",
+        "Hi.",
+    ]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline() if proc.stdout else ""
     found = re.search(r"stub listening on (\S+)", line)

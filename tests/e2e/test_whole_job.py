@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from localml.state import alive
 from scripts.journey import FAST_ENV, SAMPLE, Journey
 from scripts.stack import LocalStack
-from shared.backends.local.state import alive
 from tests.isolation import isolated_env
 
 pytestmark = pytest.mark.slow

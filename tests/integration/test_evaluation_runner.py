@@ -12,7 +12,7 @@ import pytest
 
 from shared.backends.base import ScoringTarget
 from shared.evaluation.runner import CHALLENGER, CHAMPION, EvalConflictError, EvalStore, pending_tasks, score_slice
-from shared.gateway.stub import StubReply, StubScoringServer
+from tests.fakes.scoring_stub import StubReply, StubScoringServer
 
 REFERENCES = [f"answer number {i} is here" for i in range(6)]
 

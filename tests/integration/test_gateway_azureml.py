@@ -13,9 +13,9 @@ import pytest
 from functions import gateway as routes
 from shared.backends.base import MANAGED_TAG
 from shared.gateway import targets, upstream
-from shared.gateway.stub import StubScoringServer
 from shared.ledger import Ledger, ModelRecord
 from tests.fakes.aml_rest import FakeAzureML
+from tests.fakes.scoring_stub import StubScoringServer
 from tests.integration.test_azureml_backend import make_backend
 
 ENDPOINT = "at-support-bot"

@@ -16,9 +16,9 @@ from functions import gateway as routes
 from shared.backends.base import ScoringTarget
 from shared.gateway import targets, upstream
 from shared.gateway.service import get_gateway
-from shared.gateway.stub import StubReply, StubScoringServer
 from shared.ledger import ActivityRecord, Ledger, ModelRecord
 from shared.settings import reset_settings
+from tests.fakes.scoring_stub import StubReply, StubScoringServer
 
 KEY = "test-key-1"
 MESSAGES = [{"role": "user", "content": "I am going to Paris, what should I see?"}]

@@ -28,7 +28,7 @@ ENDPOINT = f"at-{MODEL}"
 
 @pytest.fixture
 def endpoint(app_env, ledger: Ledger, tmp_path: Path) -> Iterator[str]:
-    from shared.backends.local.tinymodel import export_untrained
+    from localml.tinymodel import export_untrained
 
     backend = get_backend()
     folder = export_untrained(app_env["LOCAL_STATE_DIR"], tmp_path / "untrained")

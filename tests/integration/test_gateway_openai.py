@@ -17,9 +17,9 @@ import openai
 import pytest
 
 from devhost.testing import DevHostProcess
-from shared.gateway.stub import StubReply, StubScoringServer
 from shared.ledger import ActivityRecord, Ledger, ModelRecord
 from shared.settings import load_settings
+from tests.fakes.scoring_stub import StubReply, StubScoringServer
 from tests.integration.test_gateway_handlers import SAMPLE_SCORE
 from tests.isolation import isolated_env
 

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from localml import LocalBackend
+from localml.state import alive, read_json
 from shared.backends.base import RUN_TAG, BackendError, FineTuneRequest, JobState
-from shared.backends.local import LocalBackend
-from shared.backends.local.state import alive, read_json
-from shared.backends.local.testdata import TOPICS, conversations
+from tests.testdata import TOPICS, conversations
 
 
 class EventSink:
@@ -71,13 +71,11 @@ def sink() -> Iterator[EventSink]:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """The tiny base model, built once per module (each test's state dir gets a copy, as if cached)."""
-    from shared.backends.local.tinymodel import tiny_model_dir
+    from localml.tinymodel import tiny_model_dir
 
     state = tmp_path_factory.mktemp("tiny")
     root = Path(__file__).resolve().parents[2]
-    subprocess.run(
-        [sys.executable, "-m", "shared.backends.local.tinymodel", str(tiny_model_dir(state))], cwd=root, check=True
-    )
+    subprocess.run([sys.executable, "-m", "localml.tinymodel", str(tiny_model_dir(state))], cwd=root, check=True)
     return tiny_model_dir(state)
 
 
@@ -275,7 +273,7 @@ def test_tiny_model_builds_deterministically(tmp_path: Path) -> None:
     outputs = []
     for n in (1, 2):  # two separate processes: nothing cached in memory
         out = tmp_path / f"m{n}"
-        subprocess.run([sys.executable, "-m", "shared.backends.local.tinymodel", str(out)], cwd=root, check=True)
+        subprocess.run([sys.executable, "-m", "localml.tinymodel", str(out)], cwd=root, check=True)
         outputs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outputs[0] == outputs[1]
     assert {"model.safetensors", "tokenizer.json", "config.json"} <= set(outputs[0])
@@ -284,7 +282,7 @@ def test_tiny_model_builds_deterministically(tmp_path: Path) -> None:
 def test_preprocess_labels_only_assistant_tokens(tiny_model: Path) -> None:
     from transformers import AutoTokenizer
 
-    from shared.backends.local.training import IGNORE_INDEX, encode
+    from localml.training import IGNORE_INDEX, encode
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     messages = [

@@ -20,9 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from localml import LocalBackend
+from localml.state import alive, read_json
 from shared.backends.base import MANAGED_TAG, BackendError, DeploymentPhase, ModelVersion
-from shared.backends.local import LocalBackend
-from shared.backends.local.state import alive, read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT = {"input_data": {"input_string": [{"role": "user", "content": "Where is my package?"}]}}
@@ -32,7 +32,7 @@ CHAT = {"input_data": {"input_string": [{"role": "user", "content": "Where is my
 def model_folder(tmp_path_factory) -> Path:
     state = tmp_path_factory.mktemp("model")
     out = state / "untrained"
-    command = [sys.executable, "-m", "shared.backends.local.tinymodel", "--mlflow", str(state), str(out)]
+    command = [sys.executable, "-m", "localml.tinymodel", "--mlflow", str(state), str(out)]
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
     return out
 
@@ -188,7 +188,7 @@ CRASHING_HOST = """
 import os, signal, sys, time
 from shared.settings import get_settings
 from shared.backends.base import ModelVersion
-from shared.backends.local import LocalBackend
+from localml import LocalBackend
 b = LocalBackend(get_settings())  # registers its atexit shutdown, which a crash never runs
 b.begin_endpoint("at-keep", {})
 b.begin_deployment("at-keep", "v1", ModelVersion("autotune-demo", "1", sys.argv[1]), "cpu", 1)
@@ -202,7 +202,7 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 LOOKING_PROCESS = """
 from shared.settings import get_settings
-from shared.backends.local import LocalBackend
+from localml import LocalBackend
 print(LocalBackend(get_settings()).get_endpoint("at-keep").state)
 """
 
@@ -268,7 +268,7 @@ def test_endpoint_calls_keep_ml_libraries_out_of_the_parent(settings, tmp_path) 
     script = """
 import json, sys
 from shared.settings import get_settings
-from shared.backends.local import LocalBackend
+from localml import LocalBackend
 b = LocalBackend(get_settings())
 base = b.resolve_base_model(); b.check_compute(base); b.build_parameters(base, b.check_compute(base), {})
 info = b.begin_endpoint("at-light", {})

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from devhost.testing import DevHostProcess
+from localml import LocalBackend
+from localml.state import alive, read_json
 from shared.backends.base import MODEL_TAG
-from shared.backends.local import LocalBackend
-from shared.backends.local.state import alive, read_json
 from shared.ledger import Ledger, ModelRecord
 from shared.settings import Settings
 from shared.timeutil import iso, utcnow

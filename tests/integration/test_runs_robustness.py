@@ -79,9 +79,9 @@ def test_a_retried_run_registers_its_own_version_not_the_previous_attempts(ctx: 
 
 
 def test_the_local_registry_keys_versions_by_run_and_attempt(tmp_path: Path):
-    from shared.backends.local import mlflowstore
-    from shared.backends.local.layout import Layout
-    from shared.backends.local.state import write_json
+    from localml import mlflowstore
+    from localml.layout import Layout
+    from localml.state import write_json
 
     layout = Layout(tmp_path / "state")
     for job in ("job-a", "job-b"):

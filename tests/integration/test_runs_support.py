@@ -128,7 +128,7 @@ def runs_ctx(app_env: dict[str, str], event_sink: EventSink, monkeypatch: pytest
 
 
 def conversations(count: int, seed: int) -> list[dict[str, Any]]:
-    from shared.backends.local.testdata import conversations as rows
+    from tests.testdata import conversations as rows
 
     return rows(count, seed=seed)
 

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import pytest
 
+from localml import LocalBackend
 from shared.backends.base import MANAGED_TAG, MODEL_TAG, EndpointInfo
-from shared.backends.local import LocalBackend
 from shared.gateway.activity import ledger_writer
 from shared.ledger import Ledger, ModelRecord
 from shared.models import request_wake, set_pinned

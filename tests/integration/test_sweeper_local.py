@@ -23,8 +23,8 @@ import pytest
 
 from functions import gateway as gateway_routes
 from functions import models as model_routes
+from localml.state import alive, read_json, update_json
 from shared.backends.base import MANAGED_TAG, BackendError, ModelVersion
-from shared.backends.local.state import alive, read_json, update_json
 from shared.events import handle_event
 from shared.ledger import ActivityRecord, ModelRecord
 from shared.names import endpoint_name
@@ -63,7 +63,7 @@ def processes(ctx: RunContext, endpoint: str) -> list[dict]:
 
 def deploy_untrained(ctx: RunContext, endpoint: str, tmp: Path) -> None:
     """An endpoint serving the untrained tiny model, straight through the platform (no training needed)."""
-    from shared.backends.local.tinymodel import export_untrained
+    from localml.tinymodel import export_untrained
 
     folder = export_untrained(ctx.settings.local_state_dir, tmp / f"{endpoint}-model")
     ctx.backend.begin_endpoint(endpoint, {})

@@ -8,13 +8,15 @@ import pkgutil
 
 import pytest
 
+import localml
 import shared
 from shared.errors import FAMILIES, AutotuneError, BackendError, BadInput, Conflict, code_of, family_of
 
 
 def _app_exception_classes() -> list[type[BaseException]]:
     found: list[type[BaseException]] = []
-    for info in pkgutil.walk_packages(shared.__path__, "shared."):
+    packages = [(shared.__path__, "shared."), (localml.__path__, "localml.")]
+    for info in [info for path, prefix in packages for info in pkgutil.walk_packages(path, prefix)]:
         if info.name.endswith("__main__"):
             continue
         module = importlib.import_module(info.name)

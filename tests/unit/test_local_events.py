@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from localml.events import RUN_COMPLETED, RUN_STATUS_CHANGED, build_event, experiment_id
 from shared.backends.base import RUN_TAG
-from shared.backends.local.events import RUN_COMPLETED, RUN_STATUS_CHANGED, build_event, experiment_id
 from tests.conftest import SHARED_DIR
 
 JOB = {"name": "khaki_ear_4n6mbwp2qz", "run_id": "demo-abc", "model": "demo", "dataset_id": "abc", "experiment": "exp"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from localml import params
 from shared.backends.base import BackendError
-from shared.backends.local import params
 from shared.finetune_params import component_inputs, resolve_parameters
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.backends.local.scoring import ScoringInputError, check_conversation, parse_request
+from localml.scoring import ScoringInputError, check_conversation, parse_request
 
 U, A, S = "user", "assistant", "system"
 

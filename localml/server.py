@@ -1,4 +1,4 @@
-"""A deployment's model server: ``python -m shared.backends.local.server DEPLOYMENT_DIR`` (torch).
+"""A deployment's model server: ``python -m localml.server DEPLOYMENT_DIR`` (torch).
 
 Loads the deployment's MLflow model folder, proves it can answer (one short generation), then marks the
 deployment ``succeeded`` and serves ``POST /score``; if anything in that fails, it marks the deployment
@@ -26,8 +26,8 @@ from http.server import BaseHTTPRequestHandler  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from shared.backends.local.scoring import ScoringInputError, parse_request  # noqa: E402
-from shared.backends.local.state import (  # noqa: E402
+from localml.scoring import ScoringInputError, parse_request  # noqa: E402
+from localml.state import (  # noqa: E402
     file_lock,
     http_server_on,
     inherited_socket,
@@ -53,10 +53,15 @@ def set_phase(folder: Path, phase: str, error: str = "") -> bool:
         return True
 
 
+# Our pyfunc flavour's module, under its name before and after the local platform left ``shared/`` (models
+# exported earlier still name the old one, which no longer imports).
+OWN_LOADERS = ("localml.pyfunc", "shared.backends.local.pyfunc")
+
+
 def load(model_path: str) -> Any:
     """The model's predictor, loaded the way ``mlflow.pyfunc.load_model`` loads an MLflow model folder.
 
-    Our own export (``loader_module: shared.backends.local.pyfunc``) is loaded directly from its MLmodel file,
+    Our own export (``loader_module: localml.pyfunc``) is loaded directly from its MLmodel file,
     which spares each server the seconds it takes to import mlflow; any other MLflow model goes through mlflow.
     """
     folder = Path(model_path)
@@ -67,8 +72,8 @@ def load(model_path: str) -> Any:
     flavor = (yaml.safe_load((folder / "MLmodel").read_text()) or {}).get("flavors", {}).get("python_function")
     if not flavor:
         raise ValueError(f"{folder / 'MLmodel'} has no python_function flavor: it cannot be served")
-    if flavor.get("loader_module") == "shared.backends.local.pyfunc":
-        from shared.backends.local.pyfunc import _load_pyfunc
+    if flavor.get("loader_module") in OWN_LOADERS:
+        from localml.pyfunc import _load_pyfunc
 
         predictor = _load_pyfunc(str(folder / flavor["data"]))
     else:

@@ -1,4 +1,4 @@
-"""An endpoint's router: ``python -m shared.backends.local.router ENDPOINT_DIR`` (stdlib only, no torch).
+"""An endpoint's router: ``python -m localml.router ENDPOINT_DIR`` (stdlib only, no torch).
 
 It owns the endpoint's stable port and does what Azure ML's endpoint front end does: checks the key
 (401 otherwise), picks a deployment by traffic weight, or the one the ``azureml-model-deployment`` header
@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from shared.backends.local.scoring import PIN_HEADER
-from shared.backends.local.state import alive, http_server_on, inherited_socket, read_json, write_text_atomic
+from localml.scoring import PIN_HEADER
+from localml.state import alive, http_server_on, inherited_socket, read_json, write_text_atomic
 from shared.timeutil import iso
 
 log = logging.getLogger("autotune.local.router")

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from shared.backends.local.scoring import check_conversation, parse_parameters
+from localml.scoring import check_conversation, parse_parameters
 
 DEFAULT_MAX_NEW_TOKENS = 64
 

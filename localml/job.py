@@ -1,4 +1,4 @@
-"""A fine-tuning job: ``python -m shared.backends.local.job JOB_DIR``, started detached by ``LocalBackend``.
+"""A fine-tuning job: ``python -m localml.job JOB_DIR``, started detached by ``LocalBackend``.
 
 Stages, as in ``chat_completion_pipeline``: validate (parameters and data), preprocess (chat template,
 assistant-only labels, ``max_seq_length``), fine-tune (LoRA via peft), evaluate (eval loss, perplexity on
@@ -30,9 +30,9 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from shared.backends.local import events  # noqa: E402
-from shared.backends.local.layout import Layout  # noqa: E402
-from shared.backends.local.state import read_json, update_json  # noqa: E402
+from localml import events  # noqa: E402
+from localml.layout import Layout  # noqa: E402
+from localml.state import read_json, update_json  # noqa: E402
 from shared.timeutil import iso  # noqa: E402
 
 log = logging.getLogger("autotune.local.job")
@@ -76,12 +76,12 @@ class Job:
         # Azure ML announces a job going Running with RunStatusChanged too; one try is enough (it is news, not an end)
         events.publish(self.spec["host_url"], events.build_event(self.spec, "running", self.spec["workspace_id"]), 1)
         settings = load_settings()
-        from shared.backends.local.params import effective
+        from localml.params import effective
 
         p = effective(self.spec["parameters"])
         self.spec["effective_parameters"] = p
         train_path, test_path = self.download(settings)
-        from shared.backends.local.training import DataError, read_jsonl
+        from localml.training import DataError, read_jsonl
 
         train_rows, dropped = read_jsonl(train_path)
         test_rows, _dropped_test = read_jsonl(test_path) if test_path else ([], 0)
@@ -89,7 +89,7 @@ class Job:
             raise DataError(f"the training file {self.spec['train_path']} has no usable conversation")
         log.info("validate: %d train rows (%d dropped), %d test rows", len(train_rows), dropped, len(test_rows))
         self.start_tracking(p)
-        from shared.backends.local import training
+        from localml import training
 
         base_dir = self.base_model()
         model, tokenizer, metrics = training.fine_tune(
@@ -131,7 +131,7 @@ class Job:
     def base_model(self) -> Path:
         base = Path(self.spec["base_model"]["id"])
         if self.spec["base_model"].get("tags", {}).get("autotune-tiny") == "true":
-            from shared.backends.local.tinymodel import ensure_tiny_model
+            from localml.tinymodel import ensure_tiny_model
 
             return ensure_tiny_model(self.spec["state_dir"])
         if not (base / "config.json").exists():
@@ -150,7 +150,7 @@ class Job:
 
     # MLflow tracking --------------------------------------------------------------------------------------
     def start_tracking(self, p: dict[str, Any]) -> None:
-        from shared.backends.local import mlflowstore
+        from localml import mlflowstore
 
         self.mlflow_run = mlflowstore.start_run(self.layout, self.spec)
         import mlflow

@@ -21,6 +21,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from localml.endpoints import EndpointManager
+from localml.jobs import JobManager, gpu_count
+from localml.layout import Layout
+from localml.params import TINY_MODEL_DEFAULTS
+from localml.scoring import PIN_HEADER
+from localml.state import child_env, read_json
 from shared.backends.base import (
     BackendError,
     BaseModelRef,
@@ -32,12 +38,6 @@ from shared.backends.base import (
     ModelVersion,
     ScoringTarget,
 )
-from shared.backends.local.endpoints import EndpointManager
-from shared.backends.local.jobs import JobManager, gpu_count
-from shared.backends.local.layout import Layout
-from shared.backends.local.params import TINY_MODEL_DEFAULTS
-from shared.backends.local.scoring import PIN_HEADER
-from shared.backends.local.state import child_env, read_json
 from shared.settings import SPEC, Settings
 
 log = logging.getLogger("autotune.local")
@@ -101,7 +101,7 @@ class LocalBackend:
 
     # fine-tuning ------------------------------------------------------------------------------------------
     def resolve_base_model(self) -> BaseModelRef:
-        from shared.backends.local import tinymodel  # light at import (torch loads inside its functions)
+        from localml import tinymodel  # light at import (torch loads inside its functions)
 
         configured = self.settings.local_base_model
         if configured:
@@ -147,8 +147,8 @@ class LocalBackend:
 
     # registry ---------------------------------------------------------------------------------------------
     def _registry(self, *args: str) -> dict[str, Any] | None:
-        command = [sys.executable, "-m", "shared.backends.local.mlflowstore", *args, "--state", str(self.layout.root)]
-        from shared.backends.local.state import PROJECT_ROOT
+        command = [sys.executable, "-m", "localml.mlflowstore", *args, "--state", str(self.layout.root)]
+        from localml.state import PROJECT_ROOT
 
         try:
             done = subprocess.run(

@@ -20,17 +20,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from shared.backends.base import (
-    MANAGED_TAG,
-    BackendError,
-    DeploymentPhase,
-    DeploymentState,
-    EndpointInfo,
-    ModelVersion,
-)
-from shared.backends.local.layout import Layout
-from shared.backends.local.naming import check_deployment_name, check_endpoint_name
-from shared.backends.local.state import (
+from localml.layout import Layout
+from localml.naming import check_deployment_name, check_endpoint_name
+from localml.state import (
     alive,
     claim,
     file_lock,
@@ -40,6 +32,14 @@ from shared.backends.local.state import (
     stop,
     update_json,
     write_json,
+)
+from shared.backends.base import (
+    MANAGED_TAG,
+    BackendError,
+    DeploymentPhase,
+    DeploymentState,
+    EndpointInfo,
+    ModelVersion,
 )
 from shared.timeutil import iso
 
@@ -122,7 +122,7 @@ class EndpointManager:
         sock = listening_socket(int(data.get("port") or 0))
         try:
             port = sock.getsockname()[1]
-            record = spawn("shared.backends.local.router", [str(folder)], folder / "router.log", listen=sock)
+            record = spawn("localml.router", [str(folder)], folder / "router.log", listen=sock)
         finally:
             sock.close()
         record["port"] = port
@@ -219,7 +219,7 @@ class EndpointManager:
         sock = listening_socket()
         try:
             port = sock.getsockname()[1]
-            record = spawn("shared.backends.local.server", [str(folder)], folder / "log.txt", listen=sock)
+            record = spawn("localml.server", [str(folder)], folder / "log.txt", listen=sock)
         finally:
             sock.close()
         record["port"] = port

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from shared.backends.local.state import file_lock
+from localml.state import file_lock
 
 TINY_MODEL_NAME = "autotune-tiny-chat"
 TINY_MODEL_VERSION = "1"
@@ -173,20 +173,20 @@ def build_tiny_model(out: str | os.PathLike[str]) -> Path:
 def export_untrained(state_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
     """The (cached) tiny base model exported as an MLflow model folder: a deployable model with no training,
     for tests of endpoints and deployments. It answers, but with noise."""
-    from shared.backends.local.training import export_mlflow
+    from localml.training import export_mlflow
 
     base = ensure_tiny_model(state_dir)
     return export_mlflow(base, Path(out), {"base_model_name": TINY_MODEL_NAME, "untrained": True})
 
 
 def main(argv: list[str]) -> int:
-    """``python -m shared.backends.local.tinymodel OUT`` (Hugging Face folder) or ``--mlflow STATE_DIR OUT``."""
+    """``python -m localml.tinymodel OUT`` (Hugging Face folder) or ``--mlflow STATE_DIR OUT``."""
     if argv[:1] == ["--mlflow"] and len(argv) == 3:
         print(export_untrained(argv[1], argv[2]))
     elif len(argv) == 1:
         print(build_tiny_model(argv[0]))
     else:
-        print("usage: python -m shared.backends.local.tinymodel OUT | --mlflow STATE_DIR OUT")
+        print("usage: python -m localml.tinymodel OUT | --mlflow STATE_DIR OUT")
         return 2
     return 0
 

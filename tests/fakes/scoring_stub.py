@@ -6,7 +6,7 @@ model, is what is measured. It speaks HTTP/1.1 with keep-alive on plain asyncio 
 ``Authorization: Bearer <key>`` and answers ``{"output": ...}`` with an ``azureml-model-deployment`` header,
 as a managed online endpoint does. It is never imported by the function app.
 
-Run standalone: ``python -m shared.gateway.stub --port 0 --key KEY`` prints ``stub listening on http://...``.
+Run standalone: ``python -m tests.fakes.scoring_stub --port 0 --key KEY`` prints ``stub listening on http://...``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from shared.backends.local.params import max_length, training_arguments
+from localml.params import max_length, training_arguments
 from shared.errors import BadInput
 
 log = logging.getLogger("autotune.local.job")
@@ -283,7 +283,7 @@ def save_hf(model: Any, tokenizer: Any, p: dict[str, Any], out: Path) -> None:
 
 
 def export_mlflow(hf_dir: Path, out: Path, metadata: dict[str, Any]) -> Path:
-    """An MLflow model folder (pyfunc flavour, ``shared.backends.local.pyfunc`` loads it): the artifact type the
+    """An MLflow model folder (pyfunc flavour, ``localml.pyfunc`` loads it): the artifact type the
     Azure ML pipeline's ``mlflow_model_folder`` output has, so registration and deployment treat it alike."""
     import mlflow.pyfunc
 
@@ -291,7 +291,7 @@ def export_mlflow(hf_dir: Path, out: Path, metadata: dict[str, Any]) -> Path:
         shutil.rmtree(out)
     mlflow.pyfunc.save_model(
         path=str(out),
-        loader_module="shared.backends.local.pyfunc",
+        loader_module="localml.pyfunc",
         data_path=str(hf_dir),
         pip_requirements=["torch", "transformers", "peft", "mlflow"],
         metadata=metadata,
@@ -301,6 +301,6 @@ def export_mlflow(hf_dir: Path, out: Path, metadata: dict[str, Any]) -> Path:
 
 def hf_folder(mlflow_dir: Path) -> Path:
     """The Hugging Face folder inside an exported MLflow model folder."""
-    from shared.backends.local.pyfunc import model_data_dir
+    from localml.pyfunc import model_data_dir
 
     return model_data_dir(mlflow_dir)

@@ -1,6 +1,6 @@
 """The local MLflow tracking store and model registry (one sqlite file under ``LOCAL_STATE_DIR``).
 
-Heavy (mlflow): used by the job process and by ``python -m shared.backends.local.mlflowstore``, the small
+Heavy (mlflow): used by the job process and by ``python -m localml.mlflowstore``, the small
 command ``LocalBackend`` runs to register or read a model version without importing mlflow itself. The
 command prints one JSON object on stdout (``{"ok": ..., "version": ...}`` or ``{"ok": false, "error": ...}``).
 
@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from localml.layout import Layout
+from localml.state import file_lock, read_json, write_json
 from shared.backends.base import registration_key
-from shared.backends.local.layout import Layout
-from shared.backends.local.state import file_lock, read_json, write_json
 
 log = logging.getLogger("autotune.local.mlflow")
 
@@ -51,7 +51,7 @@ def start_run(layout: Layout, spec: dict[str, Any]) -> Any:
     import mlflow
 
     exp = experiment_id(layout, spec["experiment"])
-    from shared.backends.local.events import run_tags
+    from localml.events import run_tags
 
     tags = {k: v for k, v in run_tags(spec).items() if v}
     tags["autotune-job-name"] = spec["name"]
@@ -114,7 +114,7 @@ def mirror(layout: Layout, version: dict[str, Any]) -> None:
 
 def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    parser = argparse.ArgumentParser(prog="python -m shared.backends.local.mlflowstore")
+    parser = argparse.ArgumentParser(prog="python -m localml.mlflowstore")
     parser.add_argument("command", choices=("register", "get"))
     parser.add_argument("--state", required=True)
     parser.add_argument("--name", required=True)

@@ -18,11 +18,10 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from shared.backends.base import BackendError, FineTuneRequest, JobState, JobStatus
-from shared.backends.local import events
-from shared.backends.local.layout import Layout
-from shared.backends.local.naming import check_job_name, job_name
-from shared.backends.local.state import (
+from localml import events
+from localml.layout import Layout
+from localml.naming import check_job_name, job_name
+from localml.state import (
     alive,
     claim,
     file_lock,
@@ -33,6 +32,7 @@ from shared.backends.local.state import (
     update_json,
     write_json,
 )
+from shared.backends.base import BackendError, FineTuneRequest, JobState, JobStatus
 from shared.settings import Settings
 from shared.timeutil import iso, parse_iso, utcnow
 
@@ -84,7 +84,7 @@ class JobManager:
             index = self.layout.run_index(request.run_id)
             index.parent.mkdir(parents=True, exist_ok=True)
             index.write_text(name)
-        record = spawn("shared.backends.local.job", [str(folder)], folder / "log.txt", env=self.child_env)
+        record = spawn("localml.job", [str(folder)], folder / "log.txt", env=self.child_env)
         write_json(folder / "process.json", record)
         self.owned.add(name)
         log.info("job %s submitted for run %s (pid %s)", name, request.run_id, record["pid"])
