@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from shared.errors import Conflict
 from shared.evaluation import metrics
 from shared.evaluation.examples import Example
 from shared.timeutil import iso
@@ -50,8 +51,10 @@ ERROR_CHARS = 300
 T = TypeVar("T")
 
 
-class EvalConflictError(RuntimeError):
+class EvalConflictError(Conflict, RuntimeError):
     """The evaluation blob changed since it was read (another worker): this slice stops; the next resumes."""
+
+    code = "evaluation_changed"
 
 
 @dataclass(frozen=True)
