@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import threading
 import time
 import typing
@@ -136,11 +137,27 @@ class InvocationFailed(Exception):
     """The function raised; the cause is attached. The host maps it to a 500 or a retry, never to a crash."""
 
 
+THREAD_COUNT_SETTING = "PYTHON_THREADPOOL_THREAD_COUNT"
+
+
+def sync_thread_count(env: Mapping[str, str] | None = None) -> int:
+    """Threads for sync functions, as the Python worker (4.x) sizes its pool: ``PYTHON_THREADPOOL_THREAD_COUNT``
+    when it is a whole number of at least 1, else Python's default of min(32, CPUs + 4) (a bad value is warned
+    about and ignored, as the worker does)."""
+    raw = (os.environ if env is None else env).get(THREAD_COUNT_SETTING, "").strip()
+    if raw:
+        if raw.isdigit() and int(raw) >= 1:
+            return int(raw)
+        log.warning("%s must be a whole number of at least 1, got %r: using the default", THREAD_COUNT_SETTING, raw)
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
 class Invoker:
     """Runs functions the way the worker does and keeps count of what is in flight (for a clean shutdown)."""
 
-    def __init__(self, function_directory: str, max_workers: int = 32) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="devhost-fn")
+    def __init__(self, function_directory: str, max_workers: int | None = None) -> None:
+        self.max_workers = max_workers or sync_thread_count()
+        self._executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="devhost-fn")
         self._function_directory = function_directory
         self._in_flight: dict[str, str] = {}
         self._idle = asyncio.Event()

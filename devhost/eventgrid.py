@@ -26,6 +26,8 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         document = json.loads(body)
     except UnicodeDecodeError:
         raise BadDelivery("body is not UTF-8 text") from None
+    except RecursionError:
+        raise BadDelivery("body is not JSON: it is nested too deeply to read") from None
     except json.JSONDecodeError as exc:
         raise BadDelivery(f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if isinstance(document, dict):

@@ -31,6 +31,7 @@ from devhost.bindings import (
 )
 from devhost.blobs import BlobTriggers
 from devhost.http import Router, build_request, read_body, route_prefix, to_response
+from devhost.limits import PARSER_LIMITS, KestrelLimitedServer, header_limit_response, headers_too_large
 from devhost.timers import Timers, timer_request
 
 log = logging.getLogger("devhost")
@@ -66,7 +67,7 @@ class Host:
 
     async def start(self, sock: socket.socket, grace: float = 10.0) -> None:
         """Serve on ``sock`` and start timers and watchers; ``grace`` bounds how long ``stop`` waits for requests."""
-        server = web.Server(self.handle, access_log=None)
+        server = KestrelLimitedServer(self.handle, access_log=None, **PARSER_LIMITS)
         self._runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=grace)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
@@ -100,6 +101,8 @@ class Host:
     # ---- dispatch ------------------------------------------------------------------------------------
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if headers_too_large(request):
+            return header_limit_response()
         path = request.rel_url.raw_path
         if path.startswith("/runtime/webhooks/"):
             return await self._webhook(request, path)
@@ -199,7 +202,10 @@ class Host:
         if isinstance(body, web.Response):
             return body
         try:
-            document = json.loads(body) if body.strip() else {}
+            try:
+                document = json.loads(body) if body.strip() else {}
+            except RecursionError:
+                raise ValueError("the body is not JSON: it is nested too deeply to read") from None
             raw_input = document.get("input", "") if isinstance(document, dict) else None
             if not isinstance(raw_input, str):
                 raise ValueError('expected a JSON object {"input": "<string>"}')
@@ -249,4 +255,5 @@ class Host:
             "functions": sorted(spec.name for spec in self.specs.values()),
             "errors": errors,
             "inFlight": len(self.invoker.in_flight),
+            "syncThreads": self.invoker.max_workers,
         }

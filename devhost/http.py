@@ -168,10 +168,14 @@ def to_response(result: Any) -> web.Response:
 
 
 async def read_body(request: web.BaseRequest) -> bytes | web.Response:
-    """The request body, or a 413 response past the host's size limit."""
+    """The request body, or a 413 response past the host's size limit.
+
+    Like the Functions host, only a body announced by ``Content-Length`` is passed on: a chunked request
+    without one reaches the function with an empty body (the app answers 411 where it needs the body).
+    """
     if request.content_length is not None and request.content_length > MAX_REQUEST_BODY_BYTES:
         return web.Response(status=413, text=f"request body over {MAX_REQUEST_BODY_BYTES} bytes")
-    if not request.body_exists:
+    if not request.content_length:
         return b""
     chunks, size = [], 0
     while chunk := await request.content.readany():

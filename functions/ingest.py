@@ -12,7 +12,7 @@ import logging
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from functions.http import error_response, json_response
+from functions.http import error_response, json_response, length_required
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ def model_datasets(req: func.HttpRequest) -> func.HttpResponse:
     model = req.route_params.get("model", "")
     if req.method == "GET":
         return _answer(list_datasets(ledger, model))
+    if (unsized := length_required(req)) is not None:
+        return unsized
     declared = _declared_length(req)
     if declared is not None and declared > settings.max_upload_bytes:
         return error_response(
@@ -86,6 +88,8 @@ def model_imports(req: func.HttpRequest) -> func.HttpResponse:
     from shared.hf_import import request_import
     from shared.settings import get_settings
 
+    if (unsized := length_required(req)) is not None:
+        return unsized
     return _answer(request_import(get_settings(), req.route_params.get("model", ""), req.get_body()))
 
 

@@ -28,6 +28,7 @@ import orjson
 from shared.blobstream import ensure_container
 from shared.dropzone import IMPORT_SUFFIX, INCOMING, ApiAnswer, IngestResult, status_url
 from shared.errors import BadInput
+from shared.jsonbody import InvalidJSONBody, parse_json_body
 from shared.names import InvalidNameError, validate_model_name
 from shared.timeutil import iso
 
@@ -152,11 +153,11 @@ def request_import(settings: Settings, model: str, body: bytes) -> ApiAnswer:
     """``POST /api/models/{model}/imports``: store the request for the blob trigger; 202 (200 when known)."""
     try:
         validate_model_name(model)
-        request = parse_import_request(orjson.loads(body or b"null"))
+        request = parse_import_request(parse_json_body(body or b"null"))
     except InvalidNameError as exc:
         return _error(400, "invalid_model_name", str(exc), "model")
-    except orjson.JSONDecodeError as exc:
-        return _error(400, "invalid_json", f"the body is not JSON: {exc}", "body")
+    except InvalidJSONBody as exc:
+        return _error(400, exc.code, str(exc), "body")
     except ImportRequestError as exc:
         return _error(400, "invalid_import_request", str(exc), exc.field)
     container = _container(settings)

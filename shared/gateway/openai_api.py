@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import PlatformError
-from shared.gateway.errors import GatewayError, bad_request
+from shared.gateway.errors import bad_request
+from shared.jsonbody import parse_json_body
 from shared.settings import Settings
 
 __all__ = [
@@ -263,7 +264,7 @@ def parse_scoring_output(data: Any, _depth: int = 0) -> str:
         stripped = data.strip()
         if stripped[:1] in ("{", "[") and _depth == 0:
             try:  # some predictors JSON-encode their JSON answer once more
-                return parse_scoring_output(json.loads(stripped), _depth + 1)
+                return parse_scoring_output(parse_json_body(stripped, what="the answer"), _depth + 1)
             except (ValueError, UnrecognisedOutput):
                 return data
         return data
@@ -355,7 +356,3 @@ def chat_chunks_sse(request: ChatRequest, answer: str, stopped: bool, completion
 def model_object(name: str, created: int, **extra: Any) -> dict[str, Any]:
     """One entry of ``GET /v1/models`` (OpenAI's shape plus our state fields, which clients ignore)."""
     return {"id": name, "object": "model", "created": created, "owned_by": "autotune", **extra}
-
-
-def invalid_json(exc: ValueError) -> GatewayError:
-    return bad_request(f"the request body is not valid JSON: {exc}")

@@ -24,6 +24,7 @@ from shared.gateway.activity import ActivityRecorder, ledger_writer
 from shared.gateway.auth import check_api_key
 from shared.gateway.errors import GatewayError, bad_request
 from shared.gateway.targets import Route, TargetCache
+from shared.jsonbody import InvalidJSONBody, parse_json_body
 from shared.ledger import ConflictError, Ledger, ModelRecord
 from shared.models import request_wake
 from shared.settings import Settings, get_settings
@@ -168,12 +169,16 @@ class Gateway:
 
     # -- steps -------------------------------------------------------------------------------
     def _admit(self, headers: Mapping[str, str], body: bytes) -> None:
+        """Key first, then size: the declared ``Content-Length`` is checked before the body is looked at."""
         check_api_key(headers, self.settings.gateway_api_keys)
         limit = self.settings.gateway_max_body_bytes
-        if len(body) > limit:
+        declared = headers.get("content-length", "").strip()
+        size = int(declared) if declared.isdigit() else len(body)
+        if size > limit or len(body) > limit:
             raise GatewayError(
                 413,
-                f"the request body is {len(body)} bytes; at most {limit} are accepted (GATEWAY_MAX_BODY_BYTES)",
+                f"the request body is {max(size, len(body))} bytes; at most {limit} are accepted "
+                "(GATEWAY_MAX_BODY_BYTES)",
                 code="request_too_large",
             )
 
@@ -182,9 +187,9 @@ class Gateway:
         if not body.strip():
             raise bad_request("the request body is empty; send a JSON object")
         try:
-            return json.loads(body)
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            raise openai_api.invalid_json(exc) from exc
+            return parse_json_body(body)
+        except InvalidJSONBody as exc:
+            raise bad_request(str(exc)) from None
 
     async def _route(self, model: str, *, force: bool = False) -> Route:
         route = None if force else self.targets.get(model)
@@ -237,9 +242,19 @@ class Gateway:
         return result
 
     async def _recheck(self, model: str) -> None:
-        """The endpoint did not answer: forget the cached route and raise 503 if the model is no longer live."""
-        self.targets.invalidate(model)
-        await self._servable(await self._route(model, force=True))
+        """The endpoint did not answer: look the route up again and raise 503 if the model is no longer live.
+
+        One look-up per model serves every request that failed meanwhile, and for ``RECHECK_TTL`` seconds after
+        it (``TargetCache.recheck``): a storm of failing requests must not become a storm of ledger reads and
+        platform calls (ARM GET + listKeys on Azure ML).
+        """
+        try:
+            route = await asyncio.to_thread(self.targets.recheck, model)
+        except BackendError as exc:
+            raise GatewayError(
+                502, f"could not look up the endpoint of model '{model}': {exc}", code="target_unavailable"
+            ) from exc
+        await self._servable(route)
 
     async def _servable(self, route: Route) -> ScoringTarget:
         """The route's target, or the error that says why the model cannot serve now (waking it if asleep)."""
@@ -326,7 +341,7 @@ class Gateway:
     @staticmethod
     def _answer(result: upstream.UpstreamResult) -> str:
         try:
-            return openai_api.parse_scoring_output(json.loads(result.body))
+            return openai_api.parse_scoring_output(parse_json_body(result.body, what="the answer"))
         except (ValueError, openai_api.UnrecognisedOutput) as exc:
             raise GatewayError(
                 502,

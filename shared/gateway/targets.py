@@ -4,7 +4,8 @@ Why a cache: the model's state lives in the ledger (Table storage) and the endpo
 REST API; both are a network round trip away, and neither changes between two requests. An entry for a
 servable model lives ``ENDPOINT_CACHE_TTL_SECONDS``; an entry for a model that cannot serve (sleeping,
 deploying, unknown) lives at most ``NOT_SERVING_TTL`` seconds, so a model that has just come up serves soon.
-Loads are single-flight per model (one ledger read however many requests arrive at once).
+Loads are single-flight per model (one ledger read however many requests arrive at once), and so are the
+look-ups after an upstream failure, whose answer is reused for ``RECHECK_TTL`` seconds.
 
 The scoring target comes from ``backend.scoring_target(endpoint)``: the Azure ML backend gets it over REST, the
 local backend from its state files; ``azure.ai.ml`` is never imported here. ``set_resolver`` is the one seam
@@ -25,6 +26,9 @@ from shared.names import InvalidNameError, validate_model_name
 __all__ = ["Route", "TargetCache", "default_resolver", "set_resolver"]
 
 NOT_SERVING_TTL = 5.0
+# After an upstream failure (404/5xx, unreachable) the route is looked up again, once per model however many
+# requests failed, and that answer serves every further failure for this long (a negative cache of sorts).
+RECHECK_TTL = 5.0
 # The reconciler keeps a model "live" while its live version serves (a new version rolling out included, and
 # after a failed rollout that kept the old one); "deploying" means nothing serves yet.
 SERVING_STATES = ("live",)
@@ -100,6 +104,7 @@ class TargetCache:
         self._clock = clock
         self._entries: dict[str, tuple[float, Route]] = {}
         self._locks: dict[str, threading.Lock] = {}
+        self._rechecked: dict[str, tuple[float, Route]] = {}
         self._guard = threading.Lock()
 
     def get(self, model: str) -> Route | None:
@@ -115,19 +120,40 @@ class TargetCache:
             validate_model_name(model)
         except InvalidNameError:
             return Route(model=model, exists=False)
-        with self._guard:
-            lock = self._locks.setdefault(model, threading.Lock())
-        with lock:
+        with self._lock_for(model):
             if not force and (cached := self.get(model)) is not None:
                 return cached  # someone else loaded it while we waited
-            record = self._ledger.get(ModelRecord, "models", model)
-            route = route_for(record, model)
-            ttl = self._ttl if route.servable else min(self._ttl, NOT_SERVING_TTL)
-            if ttl > 0:
-                self._entries[model] = (self._clock() + ttl, route)
-            else:
-                self._entries.pop(model, None)
+            return self._load_locked(model)
+
+    def _lock_for(self, model: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(model, threading.Lock())
+
+    def _load_locked(self, model: str) -> Route:
+        record = self._ledger.get(ModelRecord, "models", model)
+        route = route_for(record, model)
+        ttl = self._ttl if route.servable else min(self._ttl, NOT_SERVING_TTL)
+        if ttl > 0:
+            self._entries[model] = (self._clock() + ttl, route)
+        else:
+            self._entries.pop(model, None)
+        return route
+
+    def recheck(self, model: str) -> Route:
+        """The route looked up again after its endpoint failed: at most one look-up per ``RECHECK_TTL`` per model.
+
+        Requests failing at the same time wait on the one look-up in flight (the per-model lock) and share its
+        answer, as do the failures of the next ``RECHECK_TTL`` seconds: an endpoint answering 503 to a storm of
+        requests costs a handful of ledger reads and platform calls, not one per request.
+        """
+        with self._lock_for(model):
+            checked = self._rechecked.get(model)
+            if checked is not None and checked[0] > self._clock():
+                return checked[1]
+            route = self._load_locked(model)
+            self._rechecked[model] = (self._clock() + RECHECK_TTL, route)
             return route
 
     def invalidate(self, model: str) -> None:
         self._entries.pop(model, None)
+        self._rechecked.pop(model, None)

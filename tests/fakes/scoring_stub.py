@@ -36,13 +36,15 @@ class StubRequest:
 
 @dataclass
 class StubReply:
-    """A scripted answer: ``delay`` seconds first; ``drop`` closes the connection without answering."""
+    """A scripted answer: ``delay`` seconds first; ``drop`` closes the connection without answering; ``trickle``
+    sends the body one byte at a time, that many seconds apart (an endpoint that never quite stops answering)."""
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    trickle: float = 0.0
 
 
 class StubScoringServer:
@@ -139,7 +141,16 @@ class StubScoringServer:
                     await asyncio.sleep(reply.delay)
                 if reply.drop:
                     return
-                writer.write(self._encode(reply))
+                encoded = self._encode(reply)
+                if reply.trickle:
+                    head = len(encoded) - len(reply.body)
+                    writer.write(encoded[:head])
+                    for index in range(head, len(encoded)):
+                        await writer.drain()
+                        await asyncio.sleep(reply.trickle)
+                        writer.write(encoded[index : index + 1])
+                else:
+                    writer.write(encoded)
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     return

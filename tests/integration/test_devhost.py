@@ -111,6 +111,37 @@ def test_http_route_matching_like_azure(client: httpx.Client) -> None:
     assert client.get("/api/async").text == "async ok"  # async def runs on the event loop
 
 
+def test_headers_up_to_the_real_hosts_limit_pass_and_are_never_echoed(host: DevHostProcess, client: httpx.Client):
+    """Kestrel (the Functions host) takes up to 32 KB of headers in all; a header over it is a 431 whose body
+    says nothing of the header (it may be a credential)."""
+    long_value = "h" * 10_000 + "-end"
+    response = client.get("/api/items/long/parts/1", headers={"X-Test-Header": long_value, "Authorization": "x" * 9000})
+    assert response.status_code == 201 and response.json()["header"] == long_value
+    secret = "s3cr3t" * 7_000  # 42 KB: over the limit
+    refused = client.get("/api/items/long/parts/2", headers={"Authorization": f"Bearer {secret}"})
+    assert refused.status_code == 431
+    assert "s3cr3t" not in refused.text and "Bearer" not in refused.text
+    many = {f"x-extra-{index}": "v" * 300 for index in range(120)}  # 36 KB over many headers
+    assert client.get("/api/items/long/parts/3", headers=many).status_code == 431
+    assert "s3cr3t" not in host.log()
+    assert client.get("/api/async").status_code == 200
+
+
+def test_a_chunked_body_without_content_length_reaches_the_function_empty(host: DevHostProcess, client: httpx.Client):
+    """The Functions host passes the body only when Content-Length says there is one; the devhost does the same."""
+
+    def chunks():
+        yield b"first chunk, "
+        yield b"second chunk"
+
+    item = f"chunked-{uuid.uuid4().hex[:6]}"
+    response = client.post(f"/api/items/{item}/parts/1", content=chunks())
+    assert response.status_code == 201
+    assert response.json()["body"] == ""
+    sized = client.post(f"/api/items/{item}/parts/2", content=b"with a length")
+    assert sized.json()["body"] == "with a length"
+
+
 def test_http_failure_is_500_and_host_keeps_serving(client: httpx.Client) -> None:
     assert client.get("/api/fail").status_code == 500
     assert client.get("/api/async").status_code == 200
@@ -227,3 +258,15 @@ def test_admin_invoke_errors(client: httpx.Client) -> None:
     assert client.post("/admin/functions/item_part", json={"input": ""}).status_code == 400  # HTTP: use its route
     assert client.post("/admin/functions/on_event", json={"input": "not an event"}).status_code == 400
     assert client.post("/admin/functions/yearly", content=b"[1]").status_code == 400
+
+
+def test_a_body_nested_too_deeply_is_400_on_the_webhooks_and_admin(client: httpx.Client) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000  # the stdlib parser raises RecursionError, not ValueError
+    for response in (
+        eventgrid(client, "on_event", deep),
+        client.post("/runtime/webhooks/blobs", params={"functionName": "on_blob"}, content=deep),
+        client.post("/admin/functions/on_event", content=deep),
+    ):
+        assert response.status_code == 400, response.text[:200]
+        assert "nested too deeply" in response.json()["error"]
+    assert client.get("/api/async").status_code == 200

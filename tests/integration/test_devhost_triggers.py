@@ -170,3 +170,27 @@ def test_shutdown_does_not_wait_forever_for_a_hung_invocation(env: dict[str, str
     assert time.monotonic() - started < 20
     assert "still running after" in host.log()
     assert len(read_records(record, "atexit")) == 1  # the app's atexit hooks ran all the same
+
+
+def most_at_once(rows: list[dict]) -> int:
+    """The most ``slow`` invocations running at the same time, from their start/end records (written in order)."""
+    running = peak = 0
+    for row in rows:
+        running += 1 if row["phase"] == "start" else -1
+        peak = max(peak, running)
+    return peak
+
+
+def test_sync_functions_run_on_the_workers_thread_pool_size(env: dict[str, str]) -> None:
+    """The Python worker runs sync functions on min(32, CPUs + 4) threads, or PYTHON_THREADPOOL_THREAD_COUNT."""
+    import os
+
+    record = Path(env["DEVHOST_TEST_RECORD"])
+    with fast_host({**env, "PYTHON_THREADPOOL_THREAD_COUNT": "2"}) as host, ThreadPoolExecutor(5) as pool:
+        calls = [pool.submit(httpx.get, f"{host.url}/api/slow", params={"seconds": "1"}, timeout=60) for _ in range(5)]
+        assert [call.result().status_code for call in calls] == [200] * 5
+        assert most_at_once(read_records(record, "slow")) == 2
+        assert httpx.get(f"{host.url}/admin/host/status").json()["syncThreads"] == 2
+    with fast_host({**env, "PYTHON_THREADPOOL_THREAD_COUNT": "many"}) as host:  # not a number: the default, warned
+        assert httpx.get(f"{host.url}/admin/host/status").json()["syncThreads"] == min(32, (os.cpu_count() or 1) + 4)
+        assert "PYTHON_THREADPOOL_THREAD_COUNT" in host.log()
