@@ -10,7 +10,6 @@ only events from *our* workspace about jobs *we* submitted are acted on, and act
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 from shared.backends.base import MODEL_TAG, RUN_TAG, JobState
 from shared.errors import BadInput, RetryLater
+from shared.jsonbody import InvalidJSONBody, parse_json_body
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,9 @@ def parse_event(raw: Any) -> JobEvent:
     """Normalise one event in the EventGridEvent or CloudEvent 1.0 schema; raise MalformedEventError."""
     if isinstance(raw, (str, bytes)):
         try:
-            raw = json.loads(raw)
-        except ValueError as exc:
-            raise MalformedEventError(f"event is not JSON: {exc}") from None
+            raw = parse_json_body(raw, what="the event")
+        except InvalidJSONBody as exc:
+            raise MalformedEventError(str(exc)) from None
     top = _lower_keys(raw)
     if not top:
         raise MalformedEventError(f"event must be a JSON object, got {type(raw).__name__}")
@@ -122,8 +122,8 @@ def parse_event(raw: Any) -> JobEvent:
     data = top.get("data")
     if isinstance(data, str):
         try:
-            data = json.loads(data)
-        except ValueError:
+            data = parse_json_body(data, what="the event's data")
+        except InvalidJSONBody:
             data = None
     lowered = event_type.lower()
     kind = lowered[len(EVENT_NAMESPACE) :] if lowered.startswith(EVENT_NAMESPACE) else lowered
@@ -177,7 +177,7 @@ def ignore_reason(event: JobEvent, workspace_id: str) -> str | None:
 def events_in(body: Any) -> list[Any]:
     """The events of one webhook delivery (an array, or a single object)."""
     if isinstance(body, (str, bytes)):
-        body = json.loads(body)
+        body = parse_json_body(body, what="the delivery")
     return list(body) if isinstance(body, list) else [body]
 
 

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from shared.errors import BadInput, Conflict
+from shared.jsonbody import parse_json_body
 from shared.ledger import RUN_STATES, DatasetRecord, ModelRecord, RunRecord
 from shared.names import InvalidNameError, validate_model_name
 from shared.runs.context import JOB_ACTIVE, RunContext, find_run, new_owner, run_ids
@@ -62,9 +63,9 @@ def _encode_token(run: RunRecord) -> str:
 def _decode_token(token: str) -> tuple[str, str]:
     try:
         padded = token + "=" * (-len(token) % 4)
-        created_at, run_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        created_at, run_id = parse_json_body(base64.urlsafe_b64decode(padded.encode()), what="continuation")
         return str(created_at), str(run_id)
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, binascii.Error):  # InvalidJSONBody is a ValueError
         raise RunQueryError("continuation", "continuation is not a token this API returned") from None
 
 

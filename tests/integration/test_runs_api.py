@@ -6,6 +6,7 @@ filtering, detail and the cancel rules are checked quickly. Cancelling a real jo
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -103,6 +104,7 @@ def test_list_filters_by_model_and_state(seeded: Ledger) -> None:
         ({"state": "exploded"}, "state"),
         ({"model": "Not A Model"}, "model"),
         ({"continuation": "%%%garbage"}, "continuation"),
+        ({"continuation": base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()}, "continuation"),
     ],
 )
 def test_list_rejects_bad_parameters(seeded: Ledger, params: dict[str, str], field: str) -> None:

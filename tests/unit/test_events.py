@@ -171,6 +171,18 @@ def test_garbage_is_malformed(raw: Any) -> None:
         parse_event(raw)
 
 
+def test_an_event_nested_too_deeply_is_malformed_not_a_crash() -> None:
+    """A RecursionError would fail the trigger, and Event Grid would redeliver the poison for 24 hours."""
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(MalformedEventError, match="nested too deeply"):
+        parse_event(deep)
+    raw = copy.deepcopy(sample("aml-run-completed.pipeline.eventgrid.json"))
+    raw["data"] = deep  # a data string that does not parse counts as no data
+    with pytest.raises(MalformedEventError, match="no data object"):
+        parse_event(raw)
+    assert handle_event(deep, ctx=object()).action == "malformed"
+
+
 def test_handle_event_acknowledges_malformed_without_touching_anything() -> None:
     # ctx is never used for a malformed event: no settings, ledger or backend are needed to reject it.
     outcome = handle_event({"eventType": "Microsoft.MachineLearningServices.RunCompleted", "data": {}}, ctx=object())
