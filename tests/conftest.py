@@ -75,5 +75,15 @@ def ledger(settings):
     return Ledger(settings)
 
 
+@pytest.fixture
+def fake():
+    """The fake Azure ML REST API seeded with the notebook's world (tests/fakes/aml_rest.py)."""
+    from tests.fakes.aml_rest import FakeAzureML
+
+    world = FakeAzureML()
+    world.seed_notebook_world()
+    return world
+
+
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("AZURE_CORE_ONLY_LOG_ERRORS", "1")

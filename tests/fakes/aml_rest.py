@@ -5,8 +5,10 @@ serialisation, URL building, long-running-operation polling, retries), so only t
 shapes follow ``../shared/contracts/aml-rest-spec`` (api-versions, bodies, LRO headers ``Azure-AsyncOperation``
 on create, ``Location`` on delete); registry discovery and registry model/component reads are not in that
 subset and are shaped after what ``azure-ai-ml`` 1.35 parses (``_utils/_registry_utils.py``, ``Model`` and
-``Component`` ``_from_rest_object``). Quirks of the SDK honoured here: model answers always carry
-``flavors``; computes always carry their ``properties``.
+``Component`` ``_from_rest_object``). Every ARM request is checked against that spec first
+(``tests/fakes/aml_spec.py``): an api-version the operation does not have, or a body its schema refuses (type,
+required, enum, format), is answered 400 as Azure would and kept in ``fake.violations``. Quirks of the SDK
+honoured here: model answers always carry ``flavors``; computes always carry their ``properties``.
 
 Use: ``fake = FakeAzureML(); MLClient(cred, sub, rg, ws, transport=fake.transport())``. Every request is
 recorded in ``fake.requests`` (method, path, query, parsed JSON body) so tests assert request shapes.
@@ -31,6 +33,8 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
+
+from tests.fakes.aml_spec import rest_spec
 
 ARM = "https://management.azure.com"
 DISCOVERY_HOST = "eastus.api.azureml.ms"
@@ -107,6 +111,9 @@ class FakeAzureML:
     registry: str = "azureml"
     requests: list[Recorded] = field(default_factory=list)
     unrouted: list[Recorded] = field(default_factory=list)
+    # Requests the REST spec subset refused (what Azure would answer 400), and what it could not check.
+    violations: list[tuple[Recorded, str]] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)
     registry_models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     registry_components: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     computes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -373,6 +380,13 @@ class FakeAzureML:
         return status, payload, extra
 
     def _dispatch(self, r: Recorded) -> tuple[int, Any, dict[str, str]]:
+        if r.host.lower() == "management.azure.com":
+            # As Azure would: an api-version the operation lacks, or a body its schema refuses, is a 400.
+            problem, notes = rest_spec().check(r.method, r.path, r.query, r.body)
+            self.unchecked.extend(notes)
+            if problem is not None:
+                self.violations.append((r, problem.message))
+                return _error(problem.status, problem.code, problem.message)
         for fault in self.faults:
             if fault.remaining > 0 and fault.method == r.method and fault.contains in r.path:
                 fault.remaining -= 1

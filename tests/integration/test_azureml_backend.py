@@ -31,13 +31,6 @@ RUN = "support-bot-0123456789ab"
 DATASET = "0123456789abcdef"
 
 
-@pytest.fixture
-def fake() -> FakeAzureML:
-    world = FakeAzureML()
-    world.seed_notebook_world()
-    return world
-
-
 def make_backend(fake: FakeAzureML, **env: str) -> AzureMLBackend:
     settings = load_settings(
         {

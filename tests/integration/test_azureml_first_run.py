@@ -28,13 +28,6 @@ MFE = "specification/machinelearningservices/resource-manager/Microsoft.MachineL
 ENDPOINT_SPEC = SHARED_DIR / "contracts" / "aml-rest-spec" / MFE / "2023-04-01-preview" / "mfe.json"
 
 
-@pytest.fixture
-def fake() -> FakeAzureML:
-    world = FakeAzureML()
-    world.seed_notebook_world()
-    return world
-
-
 def default(name: str) -> str | None:
     return next(spec.default for spec in SPEC if spec.env == name)
 
