@@ -1,7 +1,8 @@
 """Triggers for ingestion (logic in shared/ingest.py and shared/hf_import.py).
 
 - ``ingest_blob``: Event Grid-sourced blob trigger on ``incoming/``; the parameter is the blob extension's SDK
-  ``BlobClient`` so a multi-GB upload is streamed in chunks, never bound as bytes.
+  ``BlobClient`` (never the bytes: a multi-GB upload is streamed in chunks), used only for the blob's identity:
+  the worker caches it per blob for good, so the reading is done by a client closed when the ingest ends.
 - ``POST /api/models/{model}/datasets``: upload a JSONL (or gzip) body; ``GET`` lists the model's datasets.
 - ``GET /api/models/{model}/datasets/{dataset_id}``: a dataset's state and report (the upload's status URL).
 - ``POST /api/models/{model}/imports``, ``GET /api/models/{model}/imports/{import_id}``: Hugging Face imports.
@@ -25,9 +26,11 @@ log = logging.getLogger(__name__)
     source=func.BlobSource.EVENT_GRID,
 )
 def ingest_blob(client: blob.BlobClient) -> None:
-    from shared.ingest import ingest_blob as ingest
+    # The binding says which blob arrived, nothing more: the worker caches this client per blob and never
+    # closes it, so reading happens through a short-lived client that shared.ingest closes when done.
+    from shared.ingest import ingest_delivered_blob
 
-    result = ingest(client)
+    result = ingest_delivered_blob(client.container_name, client.blob_name)
     log.info("ingest_blob %s: %s %s", client.blob_name, result.action, result.message)
 
 

@@ -51,6 +51,27 @@ class IngestBusyError(RetryLater, RuntimeError):
     code = "ingest_busy"
 
 
+def ingest_delivered_blob(
+    container: str,
+    blob_name: str,
+    *,
+    settings: Settings | None = None,
+    ledger: Ledger | None = None,
+) -> IngestResult:
+    """The blob trigger's job for one delivered blob, read through a client made for it and closed at the end.
+
+    Why not the binding's client: the Functions worker caches the SDK ``BlobClient`` it binds, one per distinct
+    blob, and never closes it, so reading through it leaves a connection open per blob ever delivered. The
+    trigger passes only the blob's identity (container and name); this client lives for one ingest.
+    """
+    from shared.settings import get_settings
+    from shared.storage import blob_service
+
+    settings = settings or get_settings()
+    with blob_service(settings) as service:  # closing the service closes the transport its blob clients share
+        return ingest_blob(service.get_blob_client(container, blob_name), settings=settings, ledger=ledger)
+
+
 def ingest_blob(
     client: BlobClient,
     *,

@@ -18,12 +18,15 @@ would make ``extra`` raise on the duplicate key). ``log_context`` attaches the f
 handlers on entry, which covers the OpenTelemetry handler (record attributes become customDimensions),
 the Functions worker's handler and pytest's caplog alike.
 
-Export: in Azure the Functions Python worker configures azure-monitor-opentelemetry itself
-(``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true``, host.json ``telemetryMode: OpenTelemetry``), with
-Entra ID auth from ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``. Elsewhere (devhost, CLI, a worker without
-that setting) ``configure_telemetry()`` does it once per process when ``APPLICATIONINSIGHTS_CONNECTION_STRING``
-is set; it runs lazily on the first ``log_context`` and never twice. The exporter is imported only then, so
-importing this module costs nothing at cold start.
+Export: host.json ``telemetryMode: OpenTelemetry``, and the infra sets both worker switches: newer Python
+workers read ``PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY`` and configure azure-monitor-opentelemetry themselves;
+worker 4.34 (what Azure runs for Python 3.11 today) reads ``PYTHON_ENABLE_OPENTELEMETRY``, which only wires
+trace context, so the app must configure the exporter. ``configure_at_startup()`` (called by function_app.py,
+so on every cold start, HTTP-only instances included) quiets the SDK's per-request loggers at once and configures
+the exporter on a background thread when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set (Entra ID auth from
+``APPLICATIONINSIGHTS_AUTHENTICATION_STRING``); it finds and keeps an exporter the worker installed, and the
+import of function_app stays cheap (azure.monitor loads on that thread). Elsewhere (CLI) the first
+``log_context`` configures it; never twice.
 
 Follow one run end to end (Application Insights > Logs)::
 
@@ -45,13 +48,20 @@ from types import MappingProxyType
 
 from shared.settings import Settings
 
-__all__ = ["FIELDS", "ContextFilter", "configure_telemetry", "current_context", "log_context"]
+__all__ = ["FIELDS", "ContextFilter", "configure_at_startup", "configure_telemetry", "current_context", "log_context"]
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("run_id", "model", "job_name", "dataset_id")
-# Chatty loggers that would bill per HTTP request if exported at INFO.
-_QUIET_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "azure.identity", "azure.monitor", "urllib3")
+# Chatty loggers that would bill per HTTP request if exported at INFO: the SDK's HTTP logging (two records per
+# storage call), token refreshes, and the exporter's own upload logs ("Transmission succeeded").
+_QUIET_LOGGERS = (
+    "azure.core.pipeline.policies.http_logging_policy",
+    "azure.identity",
+    "azure.monitor.opentelemetry.exporter",
+    "azure.monitor",
+    "urllib3",
+)
 _APP_LOGGERS = ("shared", "functions", "devhost")
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
@@ -60,6 +70,7 @@ _context: ContextVar[Mapping[str, str]] = ContextVar("autotune_log_context", def
 _lock = threading.Lock()
 _configured = False
 _exporting = False
+_startup: threading.Thread | None = None  # the start-up configuration thread (tests join it)
 
 
 class ContextFilter(logging.Filter):
@@ -121,6 +132,7 @@ def configure_telemetry(settings: Settings | None = None) -> bool:
         if _configured:
             return _exporting
         _configured = True
+        _quiet_sdk_loggers()
         try:
             if settings is None:
                 from shared.settings import get_settings
@@ -133,6 +145,23 @@ def configure_telemetry(settings: Settings | None = None) -> bool:
             log.warning("telemetry not configured", exc_info=True)
         _attach_filter()
         return _exporting
+
+
+def configure_at_startup() -> threading.Thread | None:
+    """At import of the app (every cold start): quiet the SDK loggers now, configure export in the background.
+
+    Cheap on the cold path: setting logger levels, plus starting a thread that reads the settings and, only
+    with a connection string, imports and installs the exporter. Returns that thread (tests join it), or None
+    when telemetry was configured already.
+    """
+    _quiet_sdk_loggers()
+    _attach_filter()
+    if _configured:
+        return None
+    global _startup
+    _startup = threading.Thread(target=configure_telemetry, name="autotune-telemetry", daemon=True)
+    _startup.start()
+    return _startup
 
 
 def _apply_log_levels(level: str) -> None:
@@ -151,7 +180,6 @@ def _quiet_sdk_loggers() -> None:
 
 
 def _start_exporter(connection_string: str) -> bool:
-    _quiet_sdk_loggers()
     if _otel_already_configured():
         log.debug("OpenTelemetry already configured (Functions worker); not configuring it again")
         return True

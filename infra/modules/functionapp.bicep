@@ -135,7 +135,10 @@ var appSettings = {
   // Telemetry: OpenTelemetry from the Python worker, Entra ID auth (local auth is off on App Insights).
   APPLICATIONINSIGHTS_CONNECTION_STRING: appInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // Newer Python workers read the first and export themselves; worker 4.34 (Python 3.11 today) reads the second
+  // and leaves the exporter to the app (shared/telemetry.py configures it at start-up, keeping the worker's).
   PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
   OTEL_SERVICE_NAME: name
   // Azure ML.
   ML_BACKEND: 'azureml'

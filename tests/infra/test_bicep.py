@@ -205,3 +205,12 @@ def test_lifecycle_topic_is_granted_to_the_app_identity_and_wired_to_the_app() -
     parameters = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert parameters["eventsTopicName"]["value"] == "${AUTOTUNE_EVENTS_TOPIC=}"
     assert parameters["createEventsTopic"]["value"] == "${AUTOTUNE_CREATE_EVENTS_TOPIC=false}"
+
+
+def test_both_python_worker_telemetry_switches_are_set() -> None:
+    # Worker 4.34 reads PYTHON_ENABLE_OPENTELEMETRY (the app configures the exporter at start-up); newer workers
+    # read PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY and configure it themselves.
+    text = (INFRA / "modules" / "functionapp.bicep").read_text()
+    assert "PYTHON_ENABLE_OPENTELEMETRY: 'true'" in text
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'" in text
+    assert '"telemetryMode": "OpenTelemetry"' in (ROOT / "host.json").read_text()

@@ -218,3 +218,59 @@ def test_logs_reach_application_insights_with_the_ids_as_custom_dimensions(
     assert properties["run_id"] == "support-bot-1a2b"
     assert properties["model"] == "support-bot"
     assert properties["job_name"] == "clever_job_42"
+
+
+def test_the_app_configures_export_at_start_up_and_quiets_the_sdk_loggers(
+    ingestion: _Ingestion, tmp_path: Path
+) -> None:
+    # An instance that only serves HTTP never enters log_context: export must not wait for one. Worker 4.34
+    # (PYTHON_ENABLE_OPENTELEMETRY) leaves the exporter to the app, so importing function_app configures it.
+    connection = f"InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint={ingestion.url}"
+    result = _run_child(
+        """
+        import logging
+        import function_app  # every cold start
+        import shared.telemetry as t
+
+        sdk = (
+            "azure.core.pipeline.policies.http_logging_policy",
+            "azure.identity",
+            "azure.monitor.opentelemetry.exporter",
+        )
+        assert all(logging.getLogger(name).getEffectiveLevel() >= logging.WARNING for name in sdk)  # at once
+        t._startup.join(timeout=60)
+        from opentelemetry._logs import get_logger_provider
+        otel = [h for h in logging.getLogger().handlers if type(h).__module__.startswith("opentelemetry")]
+        assert len(otel) == 1, otel
+        logging.getLogger("functions.gateway").warning("served a chat completion")
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").info("Request URL: 'https://x/'")
+        get_logger_provider().force_flush()
+        print("flushed")
+        """,
+        {"APPLICATIONINSIGHTS_CONNECTION_STRING": connection, "PYTHON_ENABLE_OPENTELEMETRY": "true"},
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    messages = [e["data"]["baseData"]["message"] for e in ingestion.envelopes if e["data"]["baseType"] == "MessageData"]
+    assert "served a chat completion" in messages
+    assert not any("Request URL" in message for message in messages)  # SDK HTTP logging is not exported
+    assert not any("Transmission" in message for message in messages)  # nor the exporter's own logs
+
+
+def test_start_up_without_a_connection_string_loads_no_exporter(tmp_path: Path) -> None:
+    result = _run_child(
+        """
+        import sys
+        import function_app
+        import shared.telemetry as t
+
+        t._startup.join(timeout=60)
+        assert t.configure_telemetry() is False
+        assert not [m for m in sys.modules if m.startswith(("azure.monitor", "opentelemetry.sdk"))]
+        print("ok")
+        """,
+        {},
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")
