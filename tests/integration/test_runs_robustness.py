@@ -22,12 +22,11 @@ from shared.runs.retry import retry_run
 from shared.runs.submit import fail_run, submit_run
 from tests.conftest import SHARED_DIR
 from tests.fakes.aml_rest import FakeAzureML
-from tests.integration import test_azureml_backend as aml
 from tests.integration.test_azureml_backend import DATASET, RUN, make_backend
 
 SAMPLE = SHARED_DIR / "contracts" / "events" / "aml-run-completed.pipeline.eventgrid.json"
 MODEL = "support-bot"
-fake = aml.fake  # fixture: the Azure ML world with the notebook's registry, compute and quota
+# fixture `fake` (tests/conftest.py): the Azure ML world with the notebook's registry, compute and quota
 
 
 @pytest.fixture
