@@ -2,6 +2,8 @@
 
 import azure.functions as func
 
+from functions import deps
+
 bp = func.Blueprint()
 
 
@@ -9,4 +11,4 @@ bp = func.Blueprint()
 def reconcile(timer: func.TimerRequest) -> None:
     from shared.reconcile.tick import reconcile_all
 
-    reconcile_all()
+    reconcile_all(deps.run_context())

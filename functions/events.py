@@ -7,6 +7,8 @@ from typing import Any
 
 import azure.functions as func
 
+from functions import deps
+
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
@@ -38,5 +40,5 @@ def event_dict(event: Any) -> dict[str, Any]:
 def on_ml_job_event(event: func.EventGridEvent) -> None:
     from shared.events import handle_event
 
-    outcome = handle_event(event_dict(event))
+    outcome = handle_event(event_dict(event), deps.run_context())
     log.info("job event %s: %s %s", getattr(event, "id", "?"), outcome.action, outcome.reason)

@@ -9,7 +9,8 @@ import time
 
 import azure.functions as func
 
-from shared.gateway.service import Reply, get_gateway
+from functions import deps
+from shared.gateway.service import Reply
 
 bp = func.Blueprint()
 
@@ -32,21 +33,21 @@ def _response(reply: Reply) -> func.HttpResponse:
 @bp.route(route="v1/chat/completions", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def chat_completions(req: func.HttpRequest) -> func.HttpResponse:
     started = time.perf_counter()
-    return _response(await get_gateway().chat_completions(_headers(req), req.get_body() or b"", started))
+    return _response(await deps.gateway().chat_completions(_headers(req), req.get_body() or b"", started))
 
 
 @bp.function_name("gateway_list_models")
 @bp.route(route="v1/models", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def list_models(req: func.HttpRequest) -> func.HttpResponse:
     started = time.perf_counter()
-    return _response(await get_gateway().list_models(_headers(req), started))
+    return _response(await deps.gateway().list_models(_headers(req), started))
 
 
 @bp.function_name("gateway_get_model")
 @bp.route(route="v1/models/{model}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def get_model(req: func.HttpRequest) -> func.HttpResponse:
     started = time.perf_counter()
-    return _response(await get_gateway().get_model(req.route_params.get("model", ""), _headers(req), started))
+    return _response(await deps.gateway().get_model(req.route_params.get("model", ""), _headers(req), started))
 
 
 @bp.function_name("gateway_score")
@@ -54,4 +55,4 @@ async def get_model(req: func.HttpRequest) -> func.HttpResponse:
 async def score(req: func.HttpRequest) -> func.HttpResponse:
     started = time.perf_counter()
     model = req.route_params.get("model", "")
-    return _response(await get_gateway().score(model, _headers(req), req.get_body() or b"", started))
+    return _response(await deps.gateway().score(model, _headers(req), req.get_body() or b"", started))

@@ -1,4 +1,4 @@
-"""Triggers for ingestion (logic in shared/ingest.py and shared/hf_import.py).
+"""Triggers for ingestion (logic in shared/ingest.py, shared/uploads.py and shared/hf_import.py).
 
 - ``ingest_blob``: Event Grid-sourced blob trigger on ``incoming/``; the parameter is the blob extension's SDK
   ``BlobClient`` (never the bytes: a multi-GB upload is streamed in chunks), used only for the blob's identity:
@@ -13,7 +13,8 @@ import logging
 import azure.functions as func
 import azurefunctions.extensions.bindings.blob as blob
 
-from functions.http import error_response, json_response, length_required
+from functions import deps
+from functions.http import answer, handles_errors, length_required
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -30,20 +31,10 @@ def ingest_blob(client: blob.BlobClient) -> None:
     # closes it, so reading happens through a short-lived client that shared.ingest closes when done.
     from shared.ingest import ingest_delivered_blob
 
-    result = ingest_delivered_blob(client.container_name, client.blob_name)
+    result = ingest_delivered_blob(
+        client.container_name, client.blob_name, settings=deps.settings(), ledger=deps.ledger()
+    )
     log.info("ingest_blob %s: %s %s", client.blob_name, result.action, result.message)
-
-
-def _answer(answer) -> func.HttpResponse:
-    headers = {"Location": answer.body["status_url"]} if answer.status == 202 and "status_url" in answer.body else None
-    return json_response(answer.body, answer.status, headers)
-
-
-def _context():
-    from shared.ledger import get_ledger
-    from shared.settings import get_settings
-
-    return get_settings(), get_ledger()
 
 
 def _declared_length(req: func.HttpRequest) -> int | None:
@@ -52,53 +43,49 @@ def _declared_length(req: func.HttpRequest) -> int | None:
 
 
 @bp.route(route="api/models/{model}/datasets", methods=["POST", "GET"])
+@handles_errors
 def model_datasets(req: func.HttpRequest) -> func.HttpResponse:
     """POST: the body is the dataset (202 + status URL; 200 with the existing ids when already known)."""
-    from shared.ingest import list_datasets, store_upload
+    from shared.uploads import check_upload_size, list_datasets, store_upload
 
-    settings, ledger = _context()
     model = req.route_params.get("model", "")
     if req.method == "GET":
-        return _answer(list_datasets(ledger, model))
+        return answer(list_datasets(deps.ledger(), model))
     if (unsized := length_required(req)) is not None:
         return unsized
+    settings = deps.settings()
     declared = _declared_length(req)
-    if declared is not None and declared > settings.max_upload_bytes:
-        return error_response(
-            413,
-            "payload_too_large",
-            f"the body is {declared} bytes, over MAX_UPLOAD_BYTES ({settings.max_upload_bytes})",
-            field="body",
-            limit=settings.max_upload_bytes,
-        )
+    if declared is not None:
+        check_upload_size(settings, model, declared)  # before the body is read
     filename = req.headers.get("x-filename", "") or req.params.get("filename", "")
-    return _answer(store_upload(settings, ledger, model, req.get_body(), filename=filename, declared_length=declared))
+    body = req.get_body()
+    return answer(store_upload(settings, deps.ledger(), model, body, filename=filename, declared_length=declared))
 
 
 @bp.route(route="api/models/{model}/datasets/{dataset_id}", methods=["GET"])
+@handles_errors
 def model_dataset(req: func.HttpRequest) -> func.HttpResponse:
-    from shared.ingest import get_dataset
+    from shared.uploads import get_dataset
 
-    settings, ledger = _context()
-    return _answer(
-        get_dataset(settings, ledger, req.route_params.get("model", ""), req.route_params.get("dataset_id", ""))
-    )
+    model, dataset_id = req.route_params.get("model", ""), req.route_params.get("dataset_id", "")
+    return answer(get_dataset(deps.settings(), deps.ledger(), model, dataset_id))
 
 
 @bp.route(route="api/models/{model}/imports", methods=["POST"])
+@handles_errors
 def model_imports(req: func.HttpRequest) -> func.HttpResponse:
     """Start a Hugging Face import: validated and queued here, run by the blob trigger (202 + status URL)."""
     from shared.hf_import import request_import
-    from shared.settings import get_settings
 
     if (unsized := length_required(req)) is not None:
         return unsized
-    return _answer(request_import(get_settings(), req.route_params.get("model", ""), req.get_body()))
+    return answer(request_import(deps.settings(), req.route_params.get("model", ""), req.get_body()))
 
 
 @bp.route(route="api/models/{model}/imports/{import_id}", methods=["GET"])
+@handles_errors
 def model_import(req: func.HttpRequest) -> func.HttpResponse:
     from shared.hf_import import get_import
-    from shared.settings import get_settings
 
-    return _answer(get_import(get_settings(), req.route_params.get("model", ""), req.route_params.get("import_id", "")))
+    model, import_id = req.route_params.get("model", ""), req.route_params.get("import_id", "")
+    return answer(get_import(deps.settings(), model, import_id))

@@ -5,32 +5,21 @@ Management routes: they inherit the app's function-key auth level in Azure (see 
 
 import azure.functions as func
 
-from functions.http import error_response, json_response
+from functions import deps
+from functions.http import error_response, handles_errors, json_response, not_found
 
 bp = func.Blueprint()
 
 
-def _context():
-    from shared.ledger import get_ledger
-    from shared.settings import get_settings
-
-    return get_settings(), get_ledger()
-
-
 def _unknown(model: str) -> func.HttpResponse:
-    return error_response(404, "model_not_found", f"model {model!r} is not known (GET /api/models lists them)")
+    return not_found("model_not_found", f"model {model!r} is not known (GET /api/models lists them)")
 
 
-def _model(req: func.HttpRequest) -> tuple[str, func.HttpResponse | None]:
-    """The route's model name, or the 400 that says why it is not a valid one."""
-    from shared.names import InvalidNameError, validate_model_name
+def _model(req: func.HttpRequest) -> str:
+    """The route's model name; an invalid one raises (answered 400 by ``handles_errors``)."""
+    from shared.names import validate_model_name
 
-    model = req.route_params.get("model", "")
-    try:
-        validate_model_name(model)
-    except InvalidNameError as exc:
-        return model, error_response(400, "invalid_model_name", str(exc))
-    return model, None
+    return validate_model_name(req.route_params.get("model", ""))
 
 
 @bp.route(route="api/models", methods=["GET"])
@@ -38,33 +27,29 @@ def models_list(req: func.HttpRequest) -> func.HttpResponse:
     """Every model: state, versions, endpoint, last activity and when it will be considered idle."""
     from shared.models import list_model_views
 
-    settings, ledger = _context()
-    return json_response({"models": list_model_views(ledger, settings)})
+    return json_response({"models": list_model_views(deps.settings(), deps.ledger())})
 
 
 @bp.route(route="api/models/{model}", methods=["GET"])
+@handles_errors
 def models_get(req: func.HttpRequest) -> func.HttpResponse:
     from shared.models import get_model_view
 
-    model, invalid = _model(req)
-    if invalid:
-        return invalid
-    settings, ledger = _context()
-    view = get_model_view(ledger, settings, model)
+    model = _model(req)
+    view = get_model_view(deps.settings(), deps.ledger(), model)
     return json_response(view) if view is not None else _unknown(model)
 
 
 @bp.route(route="api/models/{model}/wake", methods=["POST"])
+@handles_errors
 def models_wake(req: func.HttpRequest) -> func.HttpResponse:
     """Wake a sleeping model: 202 while the reconciler redeploys it; 200 when there is nothing to wake."""
     from shared.models import get_model_view, request_wake
 
-    model, invalid = _model(req)
-    if invalid:
-        return invalid
-    settings, ledger = _context()
-    woke = request_wake(ledger, model, reason="POST /api/models/{model}/wake", settings=settings)
-    view = get_model_view(ledger, settings, model)
+    model = _model(req)
+    settings, ledger = deps.settings(), deps.ledger()
+    woke = request_wake(settings, ledger, model, reason="POST /api/models/{model}/wake")
+    view = get_model_view(settings, ledger, model)
     if view is None:
         return _unknown(model)
     if woke:
@@ -78,21 +63,21 @@ def models_wake(req: func.HttpRequest) -> func.HttpResponse:
 def _pin(req: func.HttpRequest, pinned: bool) -> func.HttpResponse:
     from shared.models import get_model_view, set_pinned
 
-    model, invalid = _model(req)
-    if invalid:
-        return invalid
-    settings, ledger = _context()
+    model = _model(req)
+    settings, ledger = deps.settings(), deps.ledger()
     if set_pinned(ledger, model, pinned) is None:
         return _unknown(model)
-    return json_response(get_model_view(ledger, settings, model))
+    return json_response(get_model_view(settings, ledger, model))
 
 
 @bp.route(route="api/models/{model}/pin", methods=["POST"])
+@handles_errors
 def models_pin(req: func.HttpRequest) -> func.HttpResponse:
     """Never put this model to sleep (until unpinned). Does not wake a sleeping model."""
     return _pin(req, True)
 
 
 @bp.route(route="api/models/{model}/pin", methods=["DELETE"])
+@handles_errors
 def models_unpin(req: func.HttpRequest) -> func.HttpResponse:
     return _pin(req, False)

@@ -4,6 +4,8 @@ import logging
 
 import azure.functions as func
 
+from functions import deps
+
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
@@ -15,4 +17,4 @@ def sweep_idle_endpoints(timer: func.TimerRequest) -> None:
 
     if timer.past_due:
         log.info("idle sweep is running late (past due)")
-    sweep()
+    sweep(deps.settings(), deps.ledger(), deps.backend())

@@ -74,18 +74,20 @@ class IngestResult:
 
 
 @dataclass
-class ApiAnswer:
-    """An HTTP-shaped answer without azure.functions: status, JSON body, optional error code/field."""
+class Answer:
+    """What an API entry point of ``shared/`` returns: the JSON ``body``, and whether the request was ``accepted``
+    as work that finishes later (the body's ``status_url`` says where to look). ``functions/http.py`` decides the
+    HTTP status; errors are raised (``shared.errors``), never answered here."""
 
-    status: int
     body: dict[str, Any]
+    accepted: bool = False
 
 
 __all__ = [
     "IMPORT_SUFFIX",
     "INCOMING",
     "PARAMETERS_FILE",
-    "ApiAnswer",
+    "Answer",
     "BlobKind",
     "IngestResult",
     "classify",

@@ -18,14 +18,30 @@ This module imports nothing from the app: every layer may import it.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class AutotuneError(Exception):
-    """Base of the app's errors. ``family`` names one of the five families below; ``code`` is stable per class."""
+    """Base of the app's errors. ``family`` names one of the five families below; ``code`` is stable per class.
+
+    Raised directly (``BadInput("...", code="empty_body", field="body")``), an instance may name its own ``code``,
+    the request ``field`` at fault and further ``details`` for the error body (``limit=...``); subclasses with
+    their own constructor keep it.
+    """
 
     family: ClassVar[str] = "error"
     code: str = "error"
+    field: str | None = None
+    details: dict[str, Any] = {}  # replaced per instance, never mutated
+
+    def __init__(self, *args: object, code: str | None = None, field: str | None = None, **details: Any) -> None:
+        super().__init__(*args)
+        if code:
+            self.code = code
+        if field:
+            self.field = field
+        if details:
+            self.details = details
 
 
 class BadInput(AutotuneError):
@@ -74,6 +90,8 @@ class BackendError(PlatformError, RuntimeError):
     known (``job_not_found``, ``invalid_parameter``), else empty. It lives here, not in ``shared.backends``, so
     that modules below the backends (``shared.finetune_params``) can raise its subclasses without an upward import.
     """
+
+    code: str = "backend_error"
 
     def __init__(self, message: str, *, setting: str | None = None, retryable: bool = False, code: str = ""):
         super().__init__(message)

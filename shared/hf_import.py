@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shared.blobstream import ensure_container
-from shared.dropzone import IMPORT_SUFFIX, INCOMING, ApiAnswer, IngestResult, status_url
-from shared.errors import BadInput
+from shared.dropzone import IMPORT_SUFFIX, INCOMING, Answer, IngestResult, status_url
+from shared.errors import BadInput, NotFound
 from shared.jsonbody import InvalidJSONBody, parse_json_body
-from shared.names import InvalidNameError, validate_model_name
+from shared.names import validate_model_name
 from shared.timeutil import iso
 
 if TYPE_CHECKING:
@@ -149,48 +149,38 @@ def _write_status(container: ContainerClient, model: str, request: ImportRequest
 # -- HTTP side -----------------------------------------------------------------------------------------------------
 
 
-def request_import(settings: Settings, model: str, body: bytes) -> ApiAnswer:
-    """``POST /api/models/{model}/imports``: store the request for the blob trigger; 202 (200 when known)."""
+def request_import(settings: Settings, model: str, body: bytes) -> Answer:
+    """``POST /api/models/{model}/imports``: store the request for the blob trigger; accepted (or, when the same
+    import is known and has not failed, its status)."""
+    validate_model_name(model)
     try:
-        validate_model_name(model)
         request = parse_import_request(parse_json_body(body or b"null"))
-    except InvalidNameError as exc:
-        return _error(400, "invalid_model_name", str(exc), "model")
     except InvalidJSONBody as exc:
-        return _error(400, exc.code, str(exc), "body")
-    except ImportRequestError as exc:
-        return _error(400, "invalid_import_request", str(exc), exc.field)
+        raise BadInput(str(exc), code=exc.code, field="body") from None
     container = _container(settings)
     ensure_container(container)
     import_id = request.import_id
     status = _read_json(container, status_blob_name(model, import_id))
     answer = {"model": model, "import_id": import_id, "status_url": import_status_url(model, import_id)}
     if status is not None and status.get("state") != "failed":
-        return ApiAnswer(200, {**status, **answer, "duplicate": True})
+        return Answer({**status, **answer, "duplicate": True})
     # new, or retrying a failed import: (re)writing the request blob triggers the import
     _write_status(container, model, request, state="pending")
     container.upload_blob(
         request_blob_name(model, import_id), orjson.dumps(asdict(request)), overwrite=True, metadata={"kind": "import"}
     )
-    return ApiAnswer(202, {**answer, "state": "pending", "request": asdict(request), "duplicate": False})
+    return Answer({**answer, "state": "pending", "request": asdict(request), "duplicate": False}, accepted=True)
 
 
-def get_import(settings: Settings, model: str, import_id: str) -> ApiAnswer:
+def get_import(settings: Settings, model: str, import_id: str) -> dict[str, Any]:
     """``GET /api/models/{model}/imports/{import_id}``: pending → running → done (with the dataset) or failed."""
-    try:
-        validate_model_name(model)
-    except InvalidNameError as exc:
-        return _error(400, "invalid_model_name", str(exc), "model")
+    validate_model_name(model)
     if not re.fullmatch(r"[0-9a-f]{16}", import_id):
-        return _error(400, "invalid_import_id", "import ids are 16 lowercase hex characters", "import_id")
+        raise BadInput("import ids are 16 lowercase hex characters", code="invalid_import_id", field="import_id")
     status = _read_json(_container(settings), status_blob_name(model, import_id))
     if status is None:
-        return _error(404, "import_not_found", f"no import {import_id} for model {model!r}", "import_id")
-    return ApiAnswer(200, status)
-
-
-def _error(status: int, code: str, message: str, field: str) -> ApiAnswer:
-    return ApiAnswer(status, {"error": {"code": code, "message": message, "field": field}})
+        raise NotFound(f"no import {import_id} for model {model!r}", code="import_not_found", field="import_id")
+    return status
 
 
 # -- blob trigger side ------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Ingestion: a blob under ``incoming/{model}/`` → a prepared dataset under ``datasets/{model}/{dataset_id}/`` →
-a run. Also the upload API's logic (body → ``incoming/``), so that uploads and drops share one code path.
+a run. Uploads (``shared.uploads``) only store the body under ``incoming/``, so uploads and drops share this path.
 
 Idempotent, because blob triggers deliver at least once:
 - ``dataset_id`` is the SHA-256 (16 hex) of the *decompressed* content, computed in a first streaming pass (cheap:
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Iterable, Iterator
 from datetime import timedelta
@@ -24,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from shared.dropzone import INCOMING, ApiAnswer, IngestResult, classify, dataset_prefix, status_url
+from shared.dropzone import IngestResult, classify, dataset_prefix
 from shared.errors import RetryLater
 from shared.ledger import AlreadyExistsError, ConflictError, DatasetRecord, Ledger
-from shared.names import InvalidNameError, run_id_for, validate_model_name
+from shared.names import run_id_for
 from shared.timeutil import iso, parse_iso, utcnow
 
 if TYPE_CHECKING:
@@ -264,143 +263,3 @@ def _ensure_run(ledger: Ledger, record: DatasetRecord) -> DatasetRecord:
     if run.run_id != record.run_id:  # both come from names.run_id_for; a mismatch is a bug worth seeing
         log.error("run %s created for dataset %s, which names %s", run.run_id, record.dataset_id, record.run_id)
     return record
-
-
-# -- the upload and status API (functions/ingest.py maps these to HTTP) -------------------------------------------
-
-
-def _error(status: int, code: str, message: str, **extra: Any) -> ApiAnswer:
-    return ApiAnswer(status, {"error": {"code": code, "message": message, **extra}})
-
-
-def _safe_name(filename: str) -> str:
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", filename.rsplit("/", 1)[-1]).strip("-.")
-    return cleaned[:80]
-
-
-def upload_blob_name(model: str, dataset_id: str, gzipped: bool) -> str:
-    """Uploads are stored under a name derived from their content: the same bytes twice are one blob."""
-    return f"{INCOMING}{model}/upload-{dataset_id}.jsonl{'.gz' if gzipped else ''}"
-
-
-def store_upload(
-    settings: Settings,
-    ledger: Ledger,
-    model: str,
-    body: bytes,
-    *,
-    filename: str = "",
-    declared_length: int | None = None,
-) -> ApiAnswer:
-    """``POST /api/models/{model}/datasets``: validate, store under ``incoming/{model}/`` (the blob trigger then
-    prepares it), answer 202 with the dataset id and status URL; 200 with the existing ids for a repeat."""
-    from azure.core.exceptions import ResourceExistsError
-
-    from shared.blobstream import ensure_container
-    from shared.chatdata import InputError, content_id
-    from shared.storage import blob_service
-
-    try:
-        validate_model_name(model)
-    except InvalidNameError as exc:
-        return _error(400, "invalid_model_name", str(exc), field="model")
-    limit = settings.max_upload_bytes
-    size = max(len(body), declared_length or 0)
-    if size > limit:
-        return _error(
-            413,
-            "payload_too_large",
-            f"the body is {size} bytes, over MAX_UPLOAD_BYTES ({limit}); gzip it, or put the file into the "
-            f"{settings.training_container} container under incoming/{model}/ directly",
-            field="body",
-            limit=limit,
-        )
-    if not body.strip():
-        return _error(
-            400, "empty_body", "the request body is empty: send the JSONL (or gzipped JSONL) file", field="body"
-        )
-    try:
-        info = content_id([body])
-    except InputError as exc:
-        return _error(400, "invalid_body", f"the body starts like gzip but {exc}", field="body")
-    dataset_id = info.dataset_id
-    answer = {
-        "model": model,
-        "dataset_id": dataset_id,
-        "status_url": status_url(model, dataset_id),
-        "bytes": len(body),
-    }
-    existing = ledger.get(DatasetRecord, model, dataset_id)
-    if existing is not None:
-        return ApiAnswer(200, {**answer, **dataset_view(existing), "duplicate": True})
-    name = upload_blob_name(model, dataset_id, info.compression == "gzip")
-    metadata = {"original_name": _safe_name(filename)} if _safe_name(filename) else None
-    container = blob_service(settings).get_container_client(settings.training_container)
-    ensure_container(container)
-    try:
-        container.upload_blob(name, body, overwrite=False, metadata=metadata, max_concurrency=2)
-    except ResourceExistsError:
-        return ApiAnswer(200, {**answer, "state": "pending", "source_blob": name, "duplicate": True})
-    log.info("upload: %d bytes for %s stored as %s", len(body), model, name, extra={"model": model})
-    return ApiAnswer(202, {**answer, "state": "pending", "source_blob": name, "duplicate": False})
-
-
-def dataset_view(record: DatasetRecord) -> dict[str, Any]:
-    """A dataset as the API shows it (the report included; no secrets live on a dataset)."""
-    files = {name: f"{record.prefix}{name}.jsonl" for name in OUTPUTS}
-    files["report"] = f"{record.prefix}report.json"
-    view: dict[str, Any] = {
-        "model": record.model,
-        "dataset_id": record.dataset_id,
-        "state": record.state,
-        "source_blob": record.source_blob,
-        "files": files if record.state in ("prepared", "rejected") else {},
-        "error": record.error,
-        "run_id": record.run_id,
-        "status_url": status_url(record.model, record.dataset_id),
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "report": record.report,
-    }
-    if record.run_id:
-        view["run_url"] = f"/api/runs/{record.run_id}"
-    return view
-
-
-def get_dataset(settings: Settings, ledger: Ledger, model: str, dataset_id: str) -> ApiAnswer:
-    """``GET /api/models/{model}/datasets/{dataset_id}``: the record, or ``pending`` while only the upload exists."""
-    try:
-        validate_model_name(model)
-    except InvalidNameError as exc:
-        return _error(400, "invalid_model_name", str(exc), field="model")
-    if not re.fullmatch(r"[0-9a-f]{16}", dataset_id):
-        return _error(400, "invalid_dataset_id", "dataset ids are 16 lowercase hex characters", field="dataset_id")
-    record = ledger.get(DatasetRecord, model, dataset_id)
-    if record is not None:
-        return ApiAnswer(200, dataset_view(record))
-    from shared.storage import blob_service
-
-    container = blob_service(settings).get_container_client(settings.training_container)
-    prefix = f"{INCOMING}{model}/upload-{dataset_id}"
-    for blob in container.list_blobs(name_starts_with=prefix):
-        return ApiAnswer(
-            200,
-            {"model": model, "dataset_id": dataset_id, "state": "pending", "source_blob": blob.name, "report": {}},
-        )
-    return _error(404, "dataset_not_found", f"no dataset {dataset_id} for model {model!r}", field="dataset_id")
-
-
-def list_datasets(ledger: Ledger, model: str) -> ApiAnswer:
-    """``GET /api/models/{model}/datasets``: newest first, with each report's headline numbers."""
-    try:
-        validate_model_name(model)
-    except InvalidNameError as exc:
-        return _error(400, "invalid_model_name", str(exc), field="model")
-    records = sorted(ledger.query_eq(DatasetRecord, PartitionKey=model), key=lambda r: r.created_at, reverse=True)
-    items = []
-    for record in records:
-        view = dataset_view(record)
-        report = view.pop("report") or {}
-        view["summary"] = {key: report.get(key) for key in ("format", "total_lines", "train", "test", "rejected")}
-        items.append(view)
-    return ApiAnswer(200, {"model": model, "datasets": items})

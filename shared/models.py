@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def request_wake(ledger: Ledger, model: str, reason: str = "request", settings: Settings | None = None) -> bool:
+def request_wake(settings: Settings, ledger: Ledger, model: str, reason: str = "request") -> bool:
     """Ask the reconciler to redeploy a sleeping model's desired version. True if this call woke it.
 
     Idempotent: waking a model that is not asleep changes nothing (many requests race to wake it). The call
@@ -50,10 +50,6 @@ def request_wake(ledger: Ledger, model: str, reason: str = "request", settings: 
     if woke and record is not None:
         from shared.notify import MODEL_WOKE, publish
 
-        if settings is None:
-            from shared.settings import get_settings
-
-            settings = get_settings()
         log.info("model %s woken by %s", model, reason, extra={"model": model})
         publish(
             settings,
@@ -228,7 +224,7 @@ def _gateway_last(ledger: Ledger, model: str) -> str | None:
 
 
 def get_model_view(
-    ledger: Ledger, settings: Settings, model: str, backend: MLBackend | None = None, now: datetime | None = None
+    settings: Settings, ledger: Ledger, model: str, backend: MLBackend | None = None, now: datetime | None = None
 ) -> dict[str, Any] | None:
     """One model's view, or None when the ledger does not know the model."""
     record = ledger.get(ModelRecord, "models", model)
@@ -245,7 +241,7 @@ def get_model_view(
 
 
 def list_model_views(
-    ledger: Ledger, settings: Settings, backend: MLBackend | None = None, now: datetime | None = None
+    settings: Settings, ledger: Ledger, backend: MLBackend | None = None, now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """Every model's view, sorted by name; the platform's endpoints are listed once for all of them."""
     records = sorted(ledger.query(ModelRecord, "PartitionKey eq @p", p="models"), key=lambda r: r.model)

@@ -17,7 +17,10 @@ MODEL_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 
 
 class InvalidNameError(BadInput, ValueError):
-    code = "invalid_name"
+    """A model name the app cannot use (in a route, a blob path, a request)."""
+
+    code = "invalid_model_name"
+    field = "model"
 
 
 def validate_model_name(model: str) -> str:

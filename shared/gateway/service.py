@@ -273,7 +273,7 @@ class Gateway:
                     code="model_sleeping",
                 )
             try:
-                woke = await asyncio.to_thread(request_wake, self.ledger, model, "gateway request", self.settings)
+                woke = await asyncio.to_thread(request_wake, self.settings, self.ledger, model, "gateway request")
             except ConflictError:  # many requests raced to wake it; one of them did
                 woke = False
             self.targets.invalidate(model)

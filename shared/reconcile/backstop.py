@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 from shared.backends.base import BackendError
 from shared.ledger import RunRecord
 from shared.runs.context import RunContext, mutate_run, run_ids
+from shared.runs.failure import fail_run, user_reason
 from shared.runs.outcome import apply_job_state, complete_run, offer_version
-from shared.runs.submit import fail_run, submit_run, user_reason
+from shared.runs.submit import submit_run
 from shared.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,9 @@ from shared.names import deployment_name, endpoint_name_for
 from shared.notify import MODEL_DEPLOYED, publish
 from shared.reconcile.smoke import FALLBACK_CONVERSATION, first_conversation, output_text, smoke_payload
 from shared.runs.context import RunContext, advance_run
+from shared.runs.failure import fail_run, user_reason
 from shared.runs.outcome import supersede
-from shared.runs.submit import fail_run, run_split_blob, user_reason
+from shared.runs.submit import run_split_blob
 from shared.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from shared.runs.context import (
     run_ids,
     run_is_newer,
 )
-from shared.runs.submit import fail_run, user_reason
+from shared.runs.failure import fail_run, user_reason
 from shared.timeutil import iso
 
 log = logging.getLogger(__name__)

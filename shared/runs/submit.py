@@ -15,9 +15,9 @@ from typing import Any
 from shared.backends.base import BackendError, FineTuneRequest, JobState, JobStatus
 from shared.errors import BadInput
 from shared.ledger import DatasetRecord, RunRecord
-from shared.notify import RUN_FAILED, publish
-from shared.runs.context import RunContext, is_forward, mutate_run, new_owner, run_ids
+from shared.runs.context import RunContext, mutate_run, new_owner, run_ids
 from shared.runs.create import create_run
+from shared.runs.failure import fail_run, user_reason
 from shared.timeutil import iso
 
 log = logging.getLogger(__name__)
@@ -89,40 +89,6 @@ def _validated_overrides(ctx: RunContext, model: str) -> dict[str, Any]:
             raise RunInputError(str(exc), code="invalid_parameter") from None
         merged.update(values)
     return merged
-
-
-def user_reason(exc: BaseException) -> str:
-    """The message recorded on the run: the backend's words plus the setting to change, when it names one."""
-    message = str(exc) or type(exc).__name__
-    setting = getattr(exc, "setting", None)
-    if setting and setting not in message:
-        message = f"{message} (setting: {setting})"
-    return message
-
-
-def fail_run(ctx: RunContext, run: RunRecord, reason: str, *, state: str = "failed", **details: Any) -> RunRecord:
-    """End a run as failed/canceled with ``reason`` (data and dataset are kept) and tell the team."""
-
-    changed = False
-
-    def change(current: RunRecord) -> bool:
-        nonlocal changed
-        changed = is_forward(current.state, state)
-        if changed:
-            current.details.update(details)
-            current.transition(state, error=reason)
-        return changed
-
-    updated = mutate_run(ctx.ledger, run, change)
-    if changed:
-        log.warning("run %s %s: %s", updated.run_id, state, reason, extra=run_ids(updated))
-        publish(
-            ctx.settings,
-            RUN_FAILED,
-            f"models/{updated.model}/runs/{updated.run_id}",
-            {**run_ids(updated), "state": state, "error": reason},
-        )
-    return updated
 
 
 def submit_run(ctx: RunContext, run: RunRecord) -> RunRecord:
@@ -238,7 +204,7 @@ def _act_on_adopted(ctx: RunContext, run: RunRecord, status: JobStatus) -> RunRe
     Why not wait for an event: a job that finished before the crash (or before the ledger was lost) will send
     none, and the backstop would only poll it after ``JOB_POLL_AFTER_MINUTES``.
     """
-    from shared.runs.outcome import apply_job_state  # outcome builds on this module
+    from shared.runs.outcome import apply_job_state  # outcome builds on the same failure helpers
 
     if status.state == JobState.QUEUED or run.state != "submitted":
         return run
@@ -293,7 +259,6 @@ __all__ = [
     "MAX_SUBMIT_ATTEMPTS",
     "RunInputError",
     "dataset_blob",
-    "fail_run",
     "finetune_json_blob",
     "job_key",
     "read_model_overrides",
@@ -301,5 +266,4 @@ __all__ = [
     "start_run_for_dataset",
     "submit_or_leave_queued",
     "submit_run",
-    "user_reason",
 ]

@@ -18,7 +18,7 @@ from shared.jsonbody import parse_json_body
 from shared.ledger import RUN_STATES, DatasetRecord, ModelRecord, RunRecord
 from shared.names import InvalidNameError, validate_model_name
 from shared.runs.context import JOB_ACTIVE, RunContext, find_run, new_owner, run_ids
-from shared.runs.submit import fail_run
+from shared.runs.failure import fail_run
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ REPORT_SUMMARY_KEYS = (
 class RunQueryError(BadInput, ValueError):
     """A bad query parameter; ``field`` names it (the API answers 400)."""
 
-    code = "invalid_query"
+    code = "invalid_parameter"
 
     def __init__(self, field: str, message: str):
         super().__init__(message)
@@ -52,7 +52,7 @@ class RunQueryError(BadInput, ValueError):
 class RunStateError(Conflict, RuntimeError):
     """The run is in a state that does not allow the action (the API answers 409)."""
 
-    code = "run_state_conflict"
+    code = "run_not_cancelable"
 
 
 def _encode_token(run: RunRecord) -> str:

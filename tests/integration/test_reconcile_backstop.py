@@ -78,7 +78,7 @@ def test_backstop_moves_runs_on_without_events(app_env: dict[str, str], monkeypa
         wait_for(lambda: ctx.backend.get_endpoint(model.endpoint_name) is None, 60, "the endpoint to be deleted")
 
         # Woken: the same version is deployed again on a fresh endpoint and serves.
-        assert request_wake(ctx.ledger, MODEL, "test")
+        assert request_wake(ctx.settings, ctx.ledger, MODEL, "test")
         woken = converge(ctx, live_on("1"), "the woken model to be live again")
         assert woken.endpoint_name == model.endpoint_name and woken.live_deployment == "v1"
         assert ctx.backend.get_deployment(woken.endpoint_name, "v1").phase == DeploymentPhase.SUCCEEDED

@@ -145,8 +145,9 @@ def test_retry_gets_a_new_job_and_ignores_the_old_jobs_late_event(runs_ctx: RunC
 def test_azureml_retry_submits_a_new_named_job_once(ledger: Ledger) -> None:
     """On Azure ML (fake REST) attempt 2 is ``autotune-{run}-attempt2``: not the failed ``autotune-{run}``, and a
     resubmission after a crash adopts attempt 2's job instead of submitting a third."""
+    from shared.runs.failure import fail_run
     from shared.runs.retry import retry_run
-    from shared.runs.submit import fail_run, submit_run
+    from shared.runs.submit import submit_run
     from tests.fakes.aml_rest import FakeAzureML
     from tests.integration.test_azureml_backend import DATASET, RUN, make_backend
 

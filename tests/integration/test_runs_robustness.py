@@ -17,9 +17,10 @@ from shared.backends.base import ATTEMPT_TAG, RUN_TAG
 from shared.events import handle_event
 from shared.ledger import Ledger, RunRecord
 from shared.runs.context import RunContext
+from shared.runs.failure import fail_run
 from shared.runs.outcome import complete_run
 from shared.runs.retry import retry_run
-from shared.runs.submit import fail_run, submit_run
+from shared.runs.submit import submit_run
 from tests.conftest import SHARED_DIR
 from tests.fakes.aml_rest import FakeAzureML
 from tests.integration.test_azureml_backend import DATASET, RUN, make_backend

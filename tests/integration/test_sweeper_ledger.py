@@ -96,7 +96,7 @@ def test_sleep_records_why_keeps_the_versions_and_announces_slept_then_woke(ledg
     assert (record.live_version, record.desired_version) == ("3", "3")  # the UI says what sleeps; a wake redeploys it
     assert not ledger.lease_held(f"model:{MODEL}")  # the sweeper gave its lease back
 
-    assert request_wake(ledger, MODEL, reason="test") is True
+    assert request_wake(get_settings(), ledger, MODEL, reason="test") is True
     woken = ledger.get(ModelRecord, "models", MODEL)
     assert woken.state == "deploying" and woken.desired_version == "3" and woken.deployment == {}
     assert woken.sleep_reason.startswith("woken by test")
@@ -120,7 +120,7 @@ def test_raced_by_another_sweep_and_a_wake_the_model_stays_awake(ledger: Ledger,
         return record
 
     ledger.mutate(ModelRecord, "models", MODEL, other_sweeper)
-    assert request_wake(ledger, MODEL, reason="gateway request")
+    assert request_wake(get_settings(), ledger, MODEL, reason="gateway request")
     outcome = sweep_one(stale, ledger, backend)
     assert outcome.result == "skipped" and "changed since the sweep read it" in outcome.reason
     record = ledger.get(ModelRecord, "models", MODEL)
@@ -197,6 +197,6 @@ def test_a_sleeping_model_whose_endpoint_survived_is_deleted_again_unless_woken(
     assert topic.events() == []  # announced when it fell asleep, not again
 
     stale = read(ledger)
-    assert request_wake(ledger, MODEL, reason="gateway request")
+    assert request_wake(get_settings(), ledger, MODEL, reason="gateway request")
     assert sweep_one(stale, ledger, backend).result == "skipped"
     assert ledger.get(ModelRecord, "models", MODEL).state == "deploying"

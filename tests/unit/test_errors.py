@@ -48,9 +48,9 @@ def test_families_and_codes_are_read_through_the_mro_and_keep_the_builtin_bases(
     error = ParameterError("learning_rate must be a number", code="invalid_parameter")
     assert isinstance(error, BackendError) and isinstance(error, BadInput)
     assert family_of(error) == "bad_input" and code_of(error) == "invalid_parameter"
-    assert family_of(BackendError("quota")) == "platform_error" and code_of(BackendError("quota")) == "platform_error"
+    assert family_of(BackendError("quota")) == "platform_error" and code_of(BackendError("quota")) == "backend_error"
     assert code_of(BackendError("gone", code="job_not_found")) == "job_not_found"
-    assert isinstance(InvalidNameError("x"), ValueError) and code_of(InvalidNameError("x")) == "invalid_name"
+    assert isinstance(InvalidNameError("x"), ValueError) and code_of(InvalidNameError("x")) == "invalid_model_name"
     assert issubclass(ConflictError, Conflict) and issubclass(ConflictError, RuntimeError)
     assert family_of(KeyError("x")) == "error" and code_of(KeyError("x")) == "internal_error"
     with pytest.raises(ValueError):
