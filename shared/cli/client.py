@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from shared.errors import AutotuneError
 from shared.settings import load_client_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def client_environment() -> dict[str, str]:
@@ -46,8 +47,10 @@ class AppClient:
     def __init__(self, url: str, api_key: str = "", function_key: str = "", timeout: float = 30.0):
         self.url = url.rstrip("/")
         self.api_key = api_key
+        import httpx  # here, not at the top: offline commands (prepare) register with this module but never call
+
         headers = {"x-functions-key": function_key} if function_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http: httpx.Client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AppClient:
@@ -60,6 +63,8 @@ class AppClient:
         )
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:

@@ -89,3 +89,31 @@ def test_the_module_entry_point_runs_as_a_process(tmp_path):
     assert done.returncode == 0, done.stderr
     assert b"accepted as dataset" in done.stdout
     assert (tmp_path / "o" / "report.json").exists()
+
+
+# Heavy or network libraries the offline prepare command never needs (httpx alone, with rich, took ~0.2 s to import).
+NOT_FOR_PREPARE = ("httpx", "rich", "openai", "aiohttp", "azure", "pandas", "datasets", "numpy", "torch")
+LOADED = """
+import json, runpy, sys
+sys.argv = ["shared", *sys.argv[1:]]
+try:
+    runpy.run_module("shared", run_name="__main__", alter_sys=True)
+except SystemExit as done:
+    code = done.code
+print(json.dumps({"modules": sorted({name.split(".")[0] for name in sys.modules}), "code": code}), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("command", [["prepare", "--help"], ["prepare", "IN", "--out", "OUT", "--quiet"]])
+def test_prepare_imports_only_what_it_needs(tmp_path, command):
+    source = tmp_path / "d.jsonl"
+    source.write_bytes(jsonl(*many(30)))
+    argv = [str(source) if arg == "IN" else str(tmp_path / "o") if arg == "OUT" else arg for arg in command]
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, *argv], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
+    )
+    *_, last = done.stderr.strip().splitlines()
+    child = json.loads(last)
+    assert child["code"] in (0, None), done.stderr
+    loaded = set(child["modules"])
+    assert "shared" in loaded and not loaded & set(NOT_FOR_PREPARE), loaded & set(NOT_FOR_PREPARE)
