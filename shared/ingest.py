@@ -114,7 +114,8 @@ def prepare_dataset_blob(
     except ResourceNotFoundError:  # deleted since the event was sent: nothing to prepare, nothing to retry
         log.warning("ingest: %s no longer exists", source, extra={"model": model, "blob": client.blob_name})
         return IngestResult("ignored", model, message=f"{source} no longer exists")
-    dataset_id = content_id(read_chunks(client, etag)).dataset_id
+    content = content_id(read_chunks(client, etag))
+    dataset_id = content.dataset_id
     ids = {"model": model, "dataset_id": dataset_id, "blob": client.blob_name}
     record = _claim(ledger, model, dataset_id, source)
     if record.state in ("prepared", "rejected"):
@@ -125,7 +126,7 @@ def prepare_dataset_blob(
         return IngestResult("existing", model, dataset_id, record.run_id, f"already {record.state}", record)
     log.info("ingest: preparing %s as dataset %s", source, dataset_id, extra=ids)
     try:
-        report = _prepare_outputs(client, etag, record, ledger, settings)
+        report = _prepare_outputs(client, etag, record, ledger, settings, content.content_sha256)
     except Exception as exc:
         _finish(ledger, record, "failed", {}, f"preparation failed: {type(exc).__name__}: {exc}")
         raise
@@ -210,9 +211,12 @@ def _touch(current: DatasetRecord | None) -> DatasetRecord | None:
 
 
 def _prepare_outputs(
-    client: BlobClient, etag: str, record: DatasetRecord, ledger: Ledger, settings: Settings
+    client: BlobClient, etag: str, record: DatasetRecord, ledger: Ledger, settings: Settings, content_sha256: str = ""
 ) -> dict[str, Any]:
-    """Pass 2: stream the upload through ``chatdata.prepare`` into staged-block blobs, then write report.json."""
+    """Pass 2: stream the upload through ``chatdata.prepare`` into staged-block blobs, then write report.json.
+
+    ``content_sha256`` is pass 1's hash of the same blob version (reads are pinned to ``etag``), so pass 2 does not
+    hash the content again."""
     from shared.blobstream import BlockBlobWriter, read_chunks, write_json
     from shared.chatdata import PrepareOptions, prepare
     from shared.storage import blob_service
@@ -222,7 +226,7 @@ def _prepare_outputs(
     options = PrepareOptions.from_settings(settings, source=f"{client.container_name}/{client.blob_name}")
     writers = [BlockBlobWriter(container.get_blob_client(f"{prefix}{name}.jsonl")) for name in OUTPUTS]
     chunks = heartbeat(read_chunks(client, etag), ledger, record, HEARTBEAT_SECONDS)
-    report = prepare(chunks, writers[0].write, writers[1].write, writers[2].write, options)
+    report = prepare(chunks, *(writer.write for writer in writers), options, content_sha256=content_sha256)
     for writer in writers:
         writer.close()
     report["files"] = {name: f"{prefix}{name}.jsonl" for name in OUTPUTS}

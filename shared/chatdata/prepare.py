@@ -237,6 +237,7 @@ def prepare(
     options: PrepareOptions | None = None,
     *,
     write_beside: bool = True,
+    content_sha256: str = "",
 ) -> dict[str, Any]:
     """Prepare one input stream (chunks of bytes, gzip or not) into the three writers; return the report.
 
@@ -244,10 +245,12 @@ def prepare(
     dataset too small to train on is rejected as a whole with ``accepted: false`` and a ``rejection`` sentence.
     ``write_beside``: hand each ~1 MiB block to a helper thread, for writers that wait on the network (blob
     blocks); pass False for local files, whose writes are quick: handing them over costs more CPU than it saves.
+    ``content_sha256``: the content's SHA-256 when the caller read the very same bytes before (ingest's first pass
+    reads the same blob version): it names the dataset, and the content is not hashed a second time.
     """
     options = options or PrepareOptions()
     started = time.perf_counter()
-    info = StreamInfo()
+    info = StreamInfo(known_sha256=content_sha256)
     run = _Run(options, train, test, rejected, write_beside)
     try:
         unreadable = _run_lines(chunks, run, info)

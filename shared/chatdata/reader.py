@@ -52,11 +52,12 @@ class StreamInfo:
     crlf_lines: int = 0
     lf_lines: int = 0
     head: bytes = b""
+    known_sha256: str = ""  # the content's SHA-256 when the caller has it already: the content is not hashed again
     _sha: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
 
     @property
     def content_sha256(self) -> str:
-        return self._sha.hexdigest()
+        return self.known_sha256 or self._sha.hexdigest()
 
     @property
     def dataset_id(self) -> str:
@@ -98,12 +99,13 @@ def decompressed(chunks: Iterable[bytes], info: StreamInfo) -> Iterator[bytes]:
         stream = _gunzip(_chain(first, iterator), info)
     else:
         stream = _counted(_chain(first, iterator), info)
-    piece, update = PIECE_BYTES, info._sha.update
+    piece, update = PIECE_BYTES, None if info.known_sha256 else info._sha.update
     for whole in stream:
         for at in range(0, len(whole), piece):
             data = whole[at : at + piece] if len(whole) > piece else whole
             info.content_bytes += len(data)
-            update(data)
+            if update is not None:
+                update(data)
             if len(info.head) < HEAD_BYTES:
                 info.head += data[: HEAD_BYTES - len(info.head)]
             yield data

@@ -198,13 +198,13 @@ def golden_input(workdir: Path) -> bytes:
     )
 
 
-def outcome(data: bytes, options: dict[str, Any], chunk: int, compress: bool) -> dict[str, Any]:
+def outcome(data: bytes, options: dict[str, Any], chunk: int, compress: bool, **kwargs: Any) -> dict[str, Any]:
     """What one run produced: the SHA-256 of each output and the report without its timings."""
     outs: dict[str, list[bytes]] = {"train": [], "test": [], "rejected": []}
     feed = gzip.compress(data, mtime=0) if compress else data
     chunks = [feed[i : i + chunk] for i in range(0, len(feed), chunk)]
     report = prepare(
-        chunks, outs["train"].append, outs["test"].append, outs["rejected"].append, PrepareOptions(**options)
+        chunks, outs["train"].append, outs["test"].append, outs["rejected"].append, PrepareOptions(**options), **kwargs
     )
     for field in TIMING_FIELDS:
         report.pop(field)
@@ -244,6 +244,17 @@ def test_outputs_and_report_are_byte_identical_to_the_golden_run(data, name, opt
     assert got["report"] == expected["report"]
     for output in ("train", "test", "rejected"):
         assert got[f"{output}_sha256"] == expected[f"{output}_sha256"], f"{output}.jsonl differs ({name})"
+
+
+def test_a_known_content_hash_is_used_instead_of_hashing_again(data):
+    """Ingest's second pass passes the hash of its first (same blob version): it names the dataset, unchecked."""
+    expected = json.loads(FIXTURE.read_text())["runs"]["defaults"]
+    given = "ab" * 32
+    got = json.loads(json.dumps(outcome(data, {}, 1 << 22, False, content_sha256=given, write_beside=False)))
+    assert got["report"].pop("content_sha256") == given and got["report"].pop("dataset_id") == given[:16]
+    for field in ("content_sha256", "dataset_id"):
+        expected["report"].pop(field)
+    assert got == expected
 
 
 if __name__ == "__main__":
