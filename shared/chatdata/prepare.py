@@ -3,7 +3,8 @@
 Every non-blank input line ends in exactly one of train, test or rejected (``train + test + rejected ==
 total_lines``); nothing is dropped silently. Memory is constant in the input size apart from the dedup set
 (one 16-byte digest per kept conversation). Writers are plain ``write(bytes)`` callables so the same code writes
-local files (CLI, benchmark) and staged blob blocks (ingest).
+local files (CLI, benchmark) and staged blob blocks (ingest); they are given ~1 MiB blocks as ``bytearray`` objects
+that are never changed after the call, so a writer may keep them.
 """
 
 from __future__ import annotations
