@@ -12,8 +12,8 @@ Precedence (later wins), exactly the notebook's order extended with two operator
 4. the per-model ``incoming/{model}/finetune.json`` (JSON object).
 A ``null`` value in a later layer removes the name, so the component's own default applies.
 
-The component's inputs come from ``shared/backends/chat_completion_inputs.json``, a copy generated from
-``../shared/contracts/chat_completion_pipeline.spec.yaml`` (which is not deployed):
+The component's inputs (``shared.component_inputs``) come from ``shared/backends/chat_completion_inputs.json``, a
+copy generated from ``../shared/contracts/chat_completion_pipeline.spec.yaml`` (which is not deployed):
 ``python -m shared.finetune_params [SPEC] [OUT]`` regenerates it; a test checks the copy matches the spec.
 """
 
@@ -26,11 +26,11 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from shared.component_inputs import INPUTS_PATH, component_inputs, write_inputs
 from shared.errors import BackendError, BadInput
 
 
@@ -42,12 +42,9 @@ class ParameterError(BadInput, BackendError):
 
 
 __all__ = [
-    "INPUTS_PATH",
     "NOTEBOOK_DEFAULTS",
     "RESERVED_INPUTS",
     "ParameterError",
-    "component_inputs",
-    "generate_inputs",
     "merge_parameters",
     "model_defaults",
     "parse_model_specific_defaults",
@@ -59,7 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-INPUTS_PATH = Path(__file__).resolve().parent / "backends" / "chat_completion_inputs.json"
 
 # The notebook's cell "Define finetune parameters". deepspeed_stage is 2 (an int) in the notebook, but the
 # component declares it a string enum ("2", "3"), so the spec's type is used here.
@@ -104,63 +100,6 @@ RESERVED_INPUTS: Mapping[str, str] = MappingProxyType(
 )
 
 _PATH_TYPES = frozenset({"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"})
-_SPEC_KEYS = ("type", "optional", "default", "enum", "min", "max")
-
-
-# --------------------------------------------------------------------------------------------- the inputs copy
-def generate_inputs(spec_path: str | Path) -> dict[str, Any]:
-    """Read the component spec YAML and keep what validation needs (names, types, enums, bounds, defaults).
-
-    Numbers are normalised (``default: 1e-8`` is a string to YAML 1.1) so the copy compares stably.
-    """
-    import yaml  # lazy: only the generator and its test need it
-
-    spec = yaml.safe_load(Path(spec_path).read_text(encoding="utf-8"))
-    inputs: dict[str, dict[str, Any]] = {}
-    for name, raw in (spec.get("inputs") or {}).items():
-        entry = {key: raw[key] for key in _SPEC_KEYS if key in raw}
-        entry["optional"] = bool(raw.get("optional", False))
-        if "enum" in entry:
-            entry["enum"] = [str(value) for value in entry["enum"]]
-        kind = entry.get("type")
-        for key in ("default", "min", "max"):
-            if key not in entry:
-                continue
-            if kind in ("integer", "number"):
-                entry[key] = int(entry[key]) if kind == "integer" else float(entry[key])
-            elif key == "default" and kind == "string":
-                entry[key] = str(entry[key])
-        inputs[name] = entry
-    outputs = {name: (raw or {}).get("type", "") for name, raw in (spec.get("outputs") or {}).items()}
-    return {
-        "component": spec.get("name", ""),
-        "version": str(spec.get("version", "")),
-        "source": "../shared/contracts/chat_completion_pipeline.spec.yaml; python -m shared.finetune_params",
-        "inputs": inputs,
-        "outputs": outputs,
-    }
-
-
-def write_inputs(spec_path: str | Path, out_path: str | Path = INPUTS_PATH) -> dict[str, Any]:
-    data = generate_inputs(spec_path)
-    Path(out_path).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    return data
-
-
-@lru_cache(maxsize=1)
-def _inputs_document() -> dict[str, Any]:
-    return json.loads(INPUTS_PATH.read_text(encoding="utf-8"))
-
-
-def component_inputs() -> dict[str, dict[str, Any]]:
-    """The component's inputs by name (from the committed copy)."""
-    return _inputs_document()["inputs"]
-
-
-def shipped_component_version() -> str:
-    """The chat_completion_pipeline version whose inputs the committed copy holds (PIPELINE_COMPONENT_VERSION's
-    default)."""
-    return str(_inputs_document()["version"])
 
 
 # --------------------------------------------------------------------------------------------- parsing layers

@@ -1,4 +1,5 @@
-"""The app's state in Azure Table storage: datasets, runs, models, activity and leases.
+"""The app's state in Azure Table storage: datasets, runs, models, activity and leases (the records themselves
+are in ``shared.records``; this module re-exports them as the ledger's vocabulary).
 
 Why tables: every Function instance and every trigger (blob, Event Grid, timer, HTTP) must agree on what
 has happened, and the storage account the Functions host already needs gives us that for free. Writes
@@ -9,17 +10,15 @@ retries it against the fresh record); nothing is ever silently overwritten. Tabl
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.errors import Conflict
+from shared.records import ActivityRecord, DatasetRecord, LeaseRecord, ModelRecord, Record, RunRecord
 from shared.settings import Settings
 from shared.timeutil import iso, parse_iso, utcnow
 
@@ -53,200 +52,6 @@ class AlreadyExistsError(Conflict, RuntimeError):
     """A record with the same keys already exists."""
 
     code = "already_exists"
-
-
-@dataclass
-class Record:
-    """Base of the ledger's records: a dataclass stored as one table entity.
-
-    ``TABLE`` names the table (after the prefix); ``JSON_FIELDS`` are stored as JSON text; ``etag`` is
-    the version read, and ``None`` for a record not yet stored.
-    """
-
-    TABLE: ClassVar[str] = ""
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    def keys(self) -> tuple[str, str]:  # pragma: no cover - each record defines its keys
-        raise NotImplementedError
-
-    def to_entity(self) -> dict[str, Any]:
-        pk, rk = self.keys()
-        entity: dict[str, Any] = {"PartitionKey": pk, "RowKey": rk}
-        for f in dataclasses.fields(self):
-            if f.name == "etag":
-                continue
-            value = getattr(self, f.name)
-            if f.name in self.JSON_FIELDS:
-                value = json.dumps(value, separators=(",", ":"), sort_keys=True)
-            if value is not None:
-                entity[f.name] = value
-        return entity
-
-    @classmethod
-    def from_entity(cls, entity: Any) -> Any:
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, value in entity.items():
-            if key not in names or key == "etag":
-                continue
-            if key in cls.JSON_FIELDS and isinstance(value, str):
-                value = json.loads(value)
-            kwargs[key] = value
-        record = cls(**kwargs)
-        metadata = getattr(entity, "metadata", None) or {}
-        record.etag = metadata.get("etag")
-        return record
-
-
-@dataclass
-class DatasetRecord(Record):
-    """A prepared (or rejected) upload. ``dataset_id`` derives from the content hash.
-
-    Every prepared dataset that is not ``excluded`` belongs to its model's corpus (see ``shared.corpus``)."""
-
-    TABLE: ClassVar[str] = "Datasets"
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("report",)
-
-    model: str = ""
-    dataset_id: str = ""
-    state: str = "preparing"  # preparing | prepared | rejected | failed
-    source_blob: str = ""
-    prefix: str = ""  # datasets/{model}/{dataset_id}/
-    report: dict[str, Any] = field(default_factory=dict)
-    error: str = ""
-    run_id: str = ""  # the run that first gathered this dataset into its corpus
-    prepared_at: str = ""
-    excluded: bool = False  # left out of every later corpus (DELETE /api/models/{model}/datasets/{id})
-    excluded_at: str = ""
-    created_at: str = field(default_factory=iso)
-    updated_at: str = field(default_factory=iso)
-    etag: str | None = None
-
-    def keys(self) -> tuple[str, str]:
-        return self.model, self.dataset_id
-
-
-RUN_STATES = (
-    "queued",
-    "submitted",
-    "running",
-    "completed",
-    "registered",
-    "deploying",
-    "live",
-    "failed",
-    "canceled",
-    "superseded",
-)
-TERMINAL_RUN_STATES = frozenset({"live", "failed", "canceled", "superseded"})
-
-
-@dataclass
-class RunRecord(Record):
-    """One dataset going through train -> register -> deploy. ``timeline`` is ``[[state, iso_time], ...]``."""
-
-    TABLE: ClassVar[str] = "Runs"
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("timeline", "metrics", "parameters", "details")
-
-    model: str = ""
-    run_id: str = ""
-    dataset_id: str = ""
-    state: str = "queued"
-    job_name: str = ""
-    backend: str = ""
-    error: str = ""
-    registered_model: str = ""
-    registered_version: str = ""
-    studio_url: str = ""
-    timeline: list[list[str]] = field(default_factory=list)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    created_at: str = field(default_factory=iso)
-    updated_at: str = field(default_factory=iso)
-    etag: str | None = None
-
-    def keys(self) -> tuple[str, str]:
-        return self.model, self.run_id
-
-    def transition(self, state: str, *, error: str = "", at: str | None = None) -> None:
-        """Move to ``state`` and stamp the timeline (callers decide whether the move is allowed)."""
-        if state not in RUN_STATES:
-            raise ValueError(f"unknown run state {state!r}")
-        stamp = at or iso()
-        self.state = state
-        self.timeline.append([state, stamp])
-        self.updated_at = stamp
-        if error:
-            self.error = error
-
-
-MODEL_STATES = ("new", "deploying", "live", "sleeping", "failed")
-
-
-@dataclass
-class ModelRecord(Record):
-    """A named, continuously retrained model: desired version vs what is live, and the deployment in flight.
-
-    ``deployment`` holds the reconciler's progress (``{"version", "name", "step", "started_at", ...}``) so a
-    crash between two steps resumes at the right one.
-    """
-
-    TABLE: ClassVar[str] = "Models"
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("deployment",)
-
-    model: str = ""
-    state: str = "new"
-    desired_version: str = ""
-    desired_run_id: str = ""
-    live_version: str = ""
-    live_run_id: str = ""
-    live_deployment: str = ""
-    endpoint_name: str = ""
-    scoring_uri: str = ""
-    deployment: dict[str, Any] = field(default_factory=dict)
-    last_deployed_at: str = ""
-    slept_at: str = ""
-    sleep_reason: str = ""
-    error: str = ""
-    pinned: bool = False
-    updated_at: str = field(default_factory=iso)
-    etag: str | None = None
-
-    def keys(self) -> tuple[str, str]:
-        return "models", self.model
-
-
-@dataclass
-class ActivityRecord(Record):
-    """Last scoring request per model, written by the gateway (debounced), read by the sweeper.
-
-    Kept apart from ``ModelRecord`` so that traffic never invalidates the reconciler's ETags.
-    """
-
-    TABLE: ClassVar[str] = "Activity"
-
-    model: str = ""
-    last_request_at: str = ""
-    etag: str | None = None
-
-    def keys(self) -> tuple[str, str]:
-        return "activity", self.model
-
-
-@dataclass
-class LeaseRecord(Record):
-    """A short exclusive claim (e.g. one reconciler per model), taken and renewed with ETags."""
-
-    TABLE: ClassVar[str] = "Leases"
-
-    name: str = ""
-    owner: str = ""
-    expires_at: str = ""
-    etag: str | None = None
-
-    def keys(self) -> tuple[str, str]:
-        return "leases", self.name
 
 
 R = TypeVar("R", bound=Record)

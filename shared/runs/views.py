@@ -15,8 +15,8 @@ from typing import Any
 
 from shared.errors import BadInput, Conflict
 from shared.jsonbody import parse_json_body
-from shared.ledger import RUN_STATES, DatasetRecord, ModelRecord, RunRecord
 from shared.names import InvalidNameError, validate_model_name
+from shared.records import RUN_STATES, DatasetRecord, ModelRecord, RunRecord
 from shared.runs.context import JOB_ACTIVE, RunContext, find_run, new_owner, run_ids
 from shared.runs.failure import fail_run
 

@@ -15,7 +15,7 @@ import pytest
 
 from shared.backends.azureml.finetune import job_state
 from shared.backends.base import MODEL_TAG, RUN_TAG, BackendError, JobState
-from shared.finetune_params import shipped_component_version
+from shared.component_inputs import shipped_component_version
 from shared.ledger import ModelRecord
 from shared.names import endpoint_name, endpoint_name_for, endpoint_suffix
 from shared.runs.context import RunContext

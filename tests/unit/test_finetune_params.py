@@ -7,11 +7,9 @@ import json
 import pytest
 
 from shared.backends.base import BackendError
+from shared.component_inputs import INPUTS_PATH, component_inputs, generate_inputs
 from shared.finetune_params import (
-    INPUTS_PATH,
     NOTEBOOK_DEFAULTS,
-    component_inputs,
-    generate_inputs,
     merge_parameters,
     model_defaults,
     parse_model_specific_defaults,

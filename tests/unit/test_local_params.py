@@ -6,7 +6,8 @@ import pytest
 
 from localml import params
 from shared.backends.base import BackendError
-from shared.finetune_params import component_inputs, resolve_parameters
+from shared.component_inputs import component_inputs
+from shared.finetune_params import resolve_parameters
 
 
 def test_every_component_input_is_either_honoured_ignored_or_set_by_the_backend() -> None:

@@ -38,14 +38,8 @@ from shared.backends.base import (
     ModelVersion,
     registration_key,
 )
-from shared.finetune_params import (
-    NOTEBOOK_DEFAULTS,
-    component_inputs,
-    merge_parameters,
-    model_defaults,
-    pipeline_display_name,
-    shipped_component_version,
-)
+from shared.component_inputs import component_inputs, shipped_component_version
+from shared.finetune_params import NOTEBOOK_DEFAULTS, merge_parameters, model_defaults, pipeline_display_name
 
 if TYPE_CHECKING:
     from shared.backends.azureml.client import AzureMLClients
