@@ -204,9 +204,18 @@ def _observe_one(
     return obs
 
 
-def act(decision: Decision, obs: Observation, settings: Settings, ledger: Ledger, backend: MLBackend) -> Outcome:
+def act(
+    decision: Decision,
+    obs: Observation,
+    settings: Settings,
+    ledger: Ledger,
+    backend: MLBackend,
+    now: datetime | None = None,
+) -> Outcome:
     """Carry out one decision. A sleep holds the model's reconcile lease while it changes the model and
-    starts the deletion, so no reconciler tick deploys onto an endpoint being deleted."""
+    starts the deletion, so no reconciler tick deploys onto an endpoint being deleted.
+
+    ``now`` is the sweep's clock (the decision's), so a re-check judges by the same time the decision did."""
     extra = {"model": decision.model, "endpoint": decision.endpoint}
     if decision.action == KEEP:
         log.info(
@@ -229,7 +238,7 @@ def act(decision: Decision, obs: Observation, settings: Settings, ledger: Ledger
         log.info("sweep: skip %s (model %s): %s", decision.endpoint, decision.model, reason, extra=extra)
         return Outcome(decision.endpoint, decision.model, "skipped", reason)
     try:
-        again = decide(_look_again(obs, ledger), Policy.from_settings(settings), utcnow())
+        again = decide(_look_again(obs, ledger), Policy.from_settings(settings), now or utcnow())
         if again.action != SLEEP:
             reason = f"active again since the sweep read it: {again.reason}"
             log.info("sweep: skip %s (model %s): %s", decision.endpoint, decision.model, reason, extra=extra)
@@ -331,16 +340,16 @@ def sweep(
     policy = Policy.from_settings(settings)
     report = SweepReport(started_at=iso(now), dry_run=settings.idle_sweep_dry_run)
     for obs in observe(settings, ledger, backend):
-        report.outcomes.append(_act_safely(decide(obs, policy, now), obs, settings, ledger, backend))
+        report.outcomes.append(_act_safely(decide(obs, policy, now), obs, settings, ledger, backend, now))
     _log_summary(report.outcomes, report.dry_run)
     return report
 
 
 def _act_safely(
-    decision: Decision, obs: Observation, settings: Settings, ledger: Ledger, backend: MLBackend
+    decision: Decision, obs: Observation, settings: Settings, ledger: Ledger, backend: MLBackend, now: datetime
 ) -> Outcome:
     try:
-        return act(decision, obs, settings, ledger, backend)
+        return act(decision, obs, settings, ledger, backend, now)
     except Exception as exc:  # one endpoint's failure must not stop the sweep of the others (logged)
         log.exception("sweep: failed on endpoint %s (model %s)", decision.endpoint, decision.model)
         return Outcome(decision.endpoint, decision.model, "error", f"{type(exc).__name__}: {exc}")
