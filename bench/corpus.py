@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = {"corpus (merge prepared)": "corpus", "preparation (concatenation)": "prepare"}
         container = ""
         if args.azurite:
-            from scripts.stack import azurite_running, launch_azurite
+            from devhost.azurite import azurite_running, launch_azurite
 
             if not azurite_running():
                 launch_azurite(workdir / "azurite")

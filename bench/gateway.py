@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from devhost.azurite import azurite_running  # noqa: E402
 from devhost.testing import DevHostProcess  # noqa: E402
 from shared.backends.base import ScoringTarget  # noqa: E402
 from shared.gateway import targets, upstream  # noqa: E402
@@ -147,12 +147,6 @@ def start_stub() -> tuple[subprocess.Popen[str], str]:
         proc.kill()
         raise SystemExit(f"the stub endpoint did not start: {line!r}")
     return proc, found.group(1)
-
-
-def azurite_running() -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", 10002)) == 0
 
 
 def bench_env(folder: Path) -> dict[str, str]:

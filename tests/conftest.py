@@ -24,14 +24,14 @@ if str(ROOT) not in sys.path:
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running Azurite on the default ports; reuses one that runs already (``make test`` starts one)."""
-    from scripts.stack import StackError, azurite_running, launch_azurite
+    from devhost.azurite import AzuriteError, azurite_running, launch_azurite
 
     if azurite_running():
         yield AZURITE_CONN
         return
     try:
         proc = launch_azurite(tmp_path_factory.mktemp("azurite"))
-    except StackError as exc:
+    except AzuriteError as exc:
         pytest.fail(str(exc))
     try:
         yield AZURITE_CONN

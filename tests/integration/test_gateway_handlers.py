@@ -5,6 +5,7 @@ the targets module's resolver seam, because these tests need an endpoint that fa
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -16,8 +17,9 @@ from functions import gateway as routes
 from shared.backends.base import ScoringTarget
 from shared.gateway import targets, upstream
 from shared.gateway.service import get_gateway
-from shared.ledger import ActivityRecord, Ledger, ModelRecord
+from shared.ledger import ActivityRecord, ModelRecord
 from shared.settings import reset_settings
+from tests import factories
 from tests.fakes.scoring_stub import StubReply, StubScoringServer
 
 KEY = "test-key-1"
@@ -69,20 +71,10 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     event_loop.close()
 
 
-def live_model(ledger: Ledger, name: str = "support-bot", **fields: Any) -> ModelRecord:
-    record = ModelRecord(
-        model=name,
-        state="live",
-        desired_version="3",
-        live_version="3",
-        live_deployment="v3",
-        endpoint_name=f"at-{name}",
-        scoring_uri="http://ignored/score",
-        last_deployed_at="2026-11-27T08:00:00.000Z",
-    )
-    for key, value in fields.items():
-        setattr(record, key, value)
-    return ledger.create(record)
+# A live model of this file: deployed at a fixed time, scored at an address the tests' targets replace.
+live_model = functools.partial(
+    factories.live_model, deployed_at="2026-11-27T08:00:00.000Z", scoring_uri="http://ignored/score"
+)
 
 
 class Answer:

@@ -19,6 +19,7 @@ from shared.backends.base import MODEL_TAG
 from shared.ledger import Ledger, ModelRecord
 from shared.settings import Settings
 from shared.timeutil import iso, utcnow
+from tests import factories
 from tests.integration.test_runs_support import wait_for
 
 
@@ -29,29 +30,17 @@ def backend(settings: Settings) -> Iterator[LocalBackend]:
     instance.shutdown()
 
 
-def live_model(ledger: Ledger, backend: LocalBackend, model: str) -> dict:
+def serving_model(ledger: Ledger, backend: LocalBackend, model: str) -> dict:
     """A live model deployed three hours ago, on a real (empty) endpoint; returns the router's process record."""
     endpoint = f"at-{model}"
     backend.begin_endpoint(endpoint, {MODEL_TAG: model})
-    three_hours_ago = iso(utcnow() - timedelta(hours=3))
-    ledger.create(
-        ModelRecord(
-            model=model,
-            state="live",
-            desired_version="1",
-            live_version="1",
-            live_deployment="v1",
-            endpoint_name=endpoint,
-            last_deployed_at=three_hours_ago,
-            updated_at=three_hours_ago,
-        )
-    )
+    factories.live_model(ledger, model, version="1", deployed_at=iso(utcnow() - timedelta(hours=3)))
     return read_json(backend.layout.endpoint(endpoint) / "router.json")
 
 
 def test_models_api_and_sweep_timer_through_the_devhost(app_env, ledger: Ledger, backend: LocalBackend):
-    idle_router = live_model(ledger, backend, "faq-bot")
-    pinned_router = live_model(ledger, backend, "support-bot")
+    idle_router = serving_model(ledger, backend, "faq-bot")
+    pinned_router = serving_model(ledger, backend, "support-bot")
     with DevHostProcess(env=app_env) as host, httpx.Client(base_url=host.url, timeout=30) as http:
         listing = http.get("/api/models")
         assert listing.status_code == 200, listing.text

@@ -13,6 +13,7 @@ from shared.ledger import Ledger, ModelRecord, RunRecord
 from shared.reconcile.tick import reconcile_model
 from shared.runs.context import RunContext
 from shared.runs.outcome import offer_version
+from tests import factories
 
 
 @pytest.fixture
@@ -21,8 +22,7 @@ def ctx(settings: Any, ledger: Ledger) -> RunContext:
 
 
 def registered(ledger: Ledger, run_id: str, created_at: str, version: str, state: str = "registered") -> RunRecord:
-    run = RunRecord(model="bot", run_id=run_id, created_at=created_at, registered_version=version, state=state)
-    return ledger.create(run)
+    return factories.run(ledger, "bot", run_id, created_at=created_at, registered_version=version, state=state)
 
 
 def test_an_older_run_completing_late_never_replaces_a_newer_one(ctx: RunContext) -> None:

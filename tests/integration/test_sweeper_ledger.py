@@ -7,6 +7,7 @@ the deletion of a real endpoint and its process is in ``test_sweeper_local.py``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
@@ -21,6 +22,7 @@ from shared.models import request_wake, set_pinned
 from shared.settings import get_settings, reset_settings
 from shared.sweeper import SLEEP, Observation, Outcome, Policy, act, decide
 from shared.timeutil import iso, utcnow
+from tests import factories
 from tests.unit.test_telemetry_notify import TOPIC_KEY, _Topic
 
 MODEL = "support-bot"
@@ -51,22 +53,15 @@ def hours_ago(hours: float) -> str:
     return iso(utcnow() - timedelta(hours=hours))
 
 
-def live_model(ledger: Ledger, **fields) -> ModelRecord:
-    record = ModelRecord(
-        model=MODEL,
-        state="live",
-        desired_version="3",
-        desired_run_id="support-bot-ccc",
-        live_version="3",
-        live_run_id="support-bot-ccc",
-        live_deployment="v3",
-        endpoint_name=ENDPOINT,
-        scoring_uri="http://127.0.0.1:1/score",
-        last_deployed_at=hours_ago(5),
-        updated_at=hours_ago(5),
-        **fields,
-    )
-    return ledger.create(record)
+# A live model of this file: deployed five hours ago (the factory's default), with its runs named.
+live_model = functools.partial(
+    factories.live_model,
+    model=MODEL,
+    endpoint=ENDPOINT,
+    desired_run_id="support-bot-ccc",
+    live_run_id="support-bot-ccc",
+    scoring_uri="http://127.0.0.1:1/score",
+)
 
 
 def read(ledger: Ledger) -> Observation:

@@ -10,6 +10,7 @@ from shared.ledger import ModelRecord, RunRecord
 from shared.models import EndpointFacts, model_view
 from shared.settings import load_settings
 from shared.timeutil import iso
+from tests import factories
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 SETTINGS = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "ENDPOINT_IDLE_MINUTES": "60"})
@@ -20,17 +21,9 @@ def ago(minutes: float) -> str:
 
 
 def live(**fields) -> ModelRecord:
-    defaults = {
-        "model": "support-bot",
-        "state": "live",
-        "desired_version": "2",
-        "live_version": "2",
-        "live_deployment": "v2",
-        "endpoint_name": "at-support-bot",
-        "scoring_uri": "http://127.0.0.1:5001/score",
-        "last_deployed_at": ago(200),
-    }
-    return ModelRecord(**{**defaults, **fields})
+    return factories.build_live_model(
+        version="2", deployed_at=ago(200), **{"scoring_uri": "http://127.0.0.1:5001/score", **fields}
+    )
 
 
 def test_last_activity_is_the_latest_of_gateway_and_endpoint_and_sets_idle_at():

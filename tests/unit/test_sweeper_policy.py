@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.backends.base import MANAGED_TAG, MODEL_TAG, PIN_TAG, EndpointInfo
-from shared.ledger import ModelRecord
 from shared.settings import load_settings
 from shared.sweeper import KEEP, SLEEP, Decision, Observation, Policy, decide
 from shared.timeutil import iso
+from tests import factories
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ENDPOINT = "at-support-bot"
@@ -35,17 +35,11 @@ def observation(
     with_record: bool = True,
     **record_fields,
 ) -> Observation:
-    record_defaults = {
-        "model": "support-bot",
-        "state": "live",
-        "desired_version": "3",
-        "live_version": "3",
-        "live_deployment": "v3",
-        "endpoint_name": ENDPOINT,
-        "last_deployed_at": deployed if deployed is not None else ago(600),
-        "updated_at": ago(600),
-    }
-    record = ModelRecord(**{**record_defaults, **record_fields}) if with_record else None
+    deployed_at = deployed if deployed is not None else ago(600)
+    fields = {"updated_at": ago(600), **record_fields}
+    record = factories.build_live_model(endpoint=ENDPOINT, **fields) if with_record else None
+    if record is not None:
+        record.last_deployed_at = fields.get("last_deployed_at", deployed_at)
     info = EndpointInfo(
         name=ENDPOINT,
         state=endpoint_state,
