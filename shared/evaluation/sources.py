@@ -3,7 +3,7 @@
 Why the golden set goes through ``chatdata.prepare``: it must mean what training data means (the same
 validation, normalisation and dedup), and its owner gets the same line-numbered reasons for what was left
 out. It is read whole at the start of an evaluation and never ingested: ``incoming/{model}/eval.jsonl`` is not
-a training drop (see ``shared.ingest.classify``).
+a training drop (see ``shared.dropzone.classify``).
 
 Everything here streams: a held-out split is read in ranged chunks and only the chosen examples (and, for
 "which rows are new", one id per row) are kept.

@@ -2,7 +2,7 @@
 
 Why a package of small modules: the gateway is the only function on the hot path, so each concern
 (request translation, auth, the upstream client, target lookup, activity) is kept apart and cheap to import.
-Nothing here imports ``azure.functions`` or ``azure.ai.ml``; ``httpx`` loads on the first scoring call.
+Nothing here imports ``azure.functions`` or ``azure.ai.ml``; ``aiohttp`` loads on the first scoring call.
 
 - ``openai_api``: OpenAI request validation, translation to Azure ML ``input_data``, answer parsing, response shapes.
 - ``errors``: ``GatewayError`` and the OpenAI error body.
