@@ -13,8 +13,9 @@ from datetime import timedelta
 import pytest
 
 from shared.backends.azureml.endpoints import build_deployment, build_endpoint
-from shared.backends.azureml.finetune import build_pipeline_job, job_name_for, job_state, literal_list
+from shared.backends.azureml.finetune import build_pipeline_job, job_name_for, job_state
 from shared.backends.azureml.naming import from_azure, to_azure
+from shared.backends.azureml.resources import literal_list
 from shared.backends.base import (
     DATASET_TAG,
     MANAGED_TAG,

@@ -11,7 +11,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from shared.backends.azureml import endpoints, finetune, lineage
+from shared.backends.azureml import endpoints, finetune, lineage, registry, resources
 from shared.backends.azureml.client import AzureMLClients, RetrySettings
 from shared.backends.azureml.rest import ArmRest
 from shared.backends.base import (
@@ -57,10 +57,10 @@ class AzureMLBackend:
 
     # Fine-tuning ------------------------------------------------------------------------------------------
     def resolve_base_model(self) -> BaseModelRef:
-        return finetune.resolve_base_model(self.clients, self.settings)
+        return resources.resolve_base_model(self.clients, self.settings)
 
     def check_compute(self, base: BaseModelRef) -> ComputeInfo:
-        return finetune.check_compute(self.clients, self.settings, base)
+        return resources.check_compute(self.clients, self.settings, base)
 
     def build_parameters(self, base: BaseModelRef, compute: ComputeInfo, overrides: dict[str, Any]) -> dict[str, Any]:
         return finetune.build_parameters(base, overrides)
@@ -80,12 +80,12 @@ class AzureMLBackend:
     # Registry ---------------------------------------------------------------------------------------------
     def register_model(self, job_name: str, name: str, tags: dict[str, str]) -> ModelVersion:
         # Lineage from the job's own record (its base-model tag), not from the settings of today.
-        return finetune.register_model(
+        return registry.register_model(
             self.clients, self.settings, job_name, name, tags, extra_tags=lineage.lineage_tags(self.clients, job_name)
         )
 
     def get_model(self, name: str, version: str) -> ModelVersion | None:
-        return finetune.get_model(self.clients, self.settings, name, version)
+        return registry.get_model(self.clients, self.settings, name, version)
 
     # Endpoints and deployments ---------------------------------------------------------------------------
     def begin_endpoint(self, name: str, tags: dict[str, str]) -> EndpointInfo:

@@ -15,8 +15,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from shared.backends.azureml.errors import is_not_found, quota_advice, to_backend_error
-from shared.backends.azureml.finetune import _lower, literal_list
 from shared.backends.azureml.naming import from_azure, to_azure
+from shared.backends.azureml.resources import _lower, literal_list
 from shared.backends.base import (
     MANAGED_TAG,
     BackendError,

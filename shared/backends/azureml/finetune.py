@@ -1,4 +1,5 @@
-"""The notebook's fine-tuning cells, from settings: base model, compute, parameters, pipeline job, registration.
+"""The notebook's fine-tuning cells, from settings: parameters, pipeline job, submission and the job's state (the
+base model and compute cells are in ``resources.py``, registration in ``registry.py``).
 
 Notebook cell → function here:
 - "pick a foundation model to fine tune" (``registry_ml_client.models.get(model_name, label="latest")``)
@@ -16,11 +17,9 @@ Notebook cell → function here:
 
 from __future__ import annotations
 
-import ast
 import logging
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.backends.azureml.errors import is_not_found, to_backend_error
@@ -35,8 +34,6 @@ from shared.backends.base import (
     FineTuneRequest,
     JobState,
     JobStatus,
-    ModelVersion,
-    registration_key,
 )
 from shared.component_inputs import component_inputs, shipped_component_version
 from shared.finetune_params import NOTEBOOK_DEFAULTS, merge_parameters, model_defaults, pipeline_display_name
@@ -49,7 +46,6 @@ log = logging.getLogger(__name__)
 
 PIPELINE_COMPONENT = "chat_completion_pipeline"
 # The notebook: "Model fine-tuning is not supported on these VM sizes" (they lack memory for Phi-3 + DeepSpeed).
-UNSUPPORTED_FINETUNE_SIZES = ("standard_nc6", "standard_nc12", "standard_nc24", "standard_nc24r")
 COMPUTE_INPUTS = ("compute_model_import", "compute_preprocess", "compute_finetune", "compute_model_evaluation")
 PATH_TYPES = frozenset({"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"})
 JOB_PREFIX = "autotune-"
@@ -85,193 +81,6 @@ def job_name_for(run_id: str) -> str:
     """A deterministic job name per run: a resubmission after a crash meets the first job, never a second one."""
     cleaned = re.sub(r"[^a-zA-Z0-9_-]", "-", run_id).strip("-_")
     return f"{JOB_PREFIX}{cleaned}"[:255]
-
-
-def literal_list(value: Any) -> list[str]:
-    """A list tag as the registry stores it: "['Standard_NC24ads_A100_v4', ...]" (the notebook literal_evals it)."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(item).strip() for item in value]
-    text = str(value).strip()
-    try:
-        parsed = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        parsed = [part for part in text.strip("[]").split(",")]
-    if isinstance(parsed, str):
-        parsed = [parsed]
-    return [str(item).strip().strip("'\"") for item in parsed if str(item).strip()]
-
-
-def _lower(sizes: list[str]) -> list[str]:
-    return [size.lower() for size in sizes]
-
-
-# ------------------------------------------------------------------------------------------------- base model
-def resolve_base_model(clients: AzureMLClients, settings: Settings) -> BaseModelRef:
-    """BASE_MODEL at BASE_MODEL_VERSION (a version, or a label such as ``latest``) from the registry."""
-    name, wanted = settings.base_model, (settings.base_model_version or "latest")
-    registry = settings.base_model_registry
-    change = (
-        "Set BASE_MODEL to a model of the registry that supports chat-completion fine-tuning "
-        "(and BASE_MODEL_VERSION to one of its versions, or 'latest')."
-    )
-    model = None
-    try:
-        if wanted.lower() != "latest":
-            try:
-                model = clients.registry.models.get(name, version=wanted)
-            except Exception as exc:  # not a version: tried as a label next
-                if not is_not_found(exc):
-                    raise
-        if model is None:
-            model = clients.registry.models.get(name, label=wanted)
-    except BackendError:
-        raise
-    except Exception as exc:
-        text = str(exc).lower()
-        if is_not_found(exc) or any(words in text for words in ("not found", "does not exist", "no versions")):
-            raise BackendError(
-                f"Base model {name!r} (BASE_MODEL) at version/label {wanted!r} (BASE_MODEL_VERSION) was not found "
-                f"in registry {registry!r}; it may have been archived or retired. {change}",
-                setting="BASE_MODEL",
-                code="base_model_not_found",
-            ) from None
-        raise to_backend_error(exc, settings, action=f"read base model {name} from registry {registry}") from exc
-    tags = {str(k): str(v) for k, v in (model.tags or {}).items()}
-    properties = {str(k): str(v) for k, v in (getattr(model, "properties", None) or {}).items()}
-    _check_not_retired(name, str(model.version), tags, properties, getattr(model, "stage", None), change)
-    return BaseModelRef(name=name, version=str(model.version), id=str(model.id), tags=tags)
-
-
-def _check_not_retired(
-    name: str, version: str, tags: Mapping[str, str], properties: Mapping[str, str], stage: Any, change: str
-) -> None:
-    today = datetime.now(UTC).date().isoformat()
-    retirement = tags.get("FinetuneRetirementDate", "")
-    if retirement and retirement[:10] <= today:
-        raise BackendError(
-            f"Base model {name!r} version {version} (BASE_MODEL / BASE_MODEL_VERSION) can no longer be fine-tuned: "
-            f"its fine-tuning was retired on {retirement[:10]}. {change}",
-            setting="BASE_MODEL",
-            code="base_model_retired",
-        )
-    if str(stage or "").lower() == "archived":
-        raise BackendError(
-            f"Base model {name!r} version {version} (BASE_MODEL / BASE_MODEL_VERSION) is archived in the registry. "
-            f"{change}",
-            setting="BASE_MODEL",
-            code="base_model_retired",
-        )
-    deprecation = tags.get("FinetuneDeprecationDate", "")
-    if deprecation and deprecation[:10] <= today:
-        log.warning(
-            "Base model %s version %s (BASE_MODEL) is deprecated for fine-tuning since %s (retirement: %s); runs "
-            "still work until it retires: choose another BASE_MODEL before then.",
-            name,
-            version,
-            deprecation[:10],
-            retirement[:10] or "not announced",
-            extra={"setting": "BASE_MODEL"},
-        )
-    tasks = properties.get("finetuning-tasks") or tags.get("finetuning-tasks") or ""
-    if tasks and "chat-completion" not in tasks.lower():
-        raise BackendError(
-            f"Base model {name!r} (BASE_MODEL) supports fine-tuning for {tasks}, not chat-completion. {change}",
-            setting="BASE_MODEL",
-            code="base_model_unsupported",
-        )
-
-
-# ------------------------------------------------------------------------------------------------- compute
-def check_compute(clients: AzureMLClients, settings: Settings, base: BaseModelRef) -> ComputeInfo:
-    """COMPUTE_CLUSTER (or serverless + INSTANCE_TYPE_FINETUNE): exists, healthy, allowed size, GPUs per node."""
-    cluster = settings.compute_cluster.strip()
-    serverless = cluster.lower() == "serverless"
-    ws = clients.workspace
-    if serverless:
-        size, setting = settings.instance_type_finetune, "INSTANCE_TYPE_FINETUNE"
-    else:
-        size, setting = _cluster_size(ws, settings, cluster), "COMPUTE_CLUSTER"
-    what = f"{'serverless size' if serverless else 'cluster ' + repr(cluster) + ' of size'} {size}"
-    allow = literal_list(base.tags.get("finetune_compute_allow_list"))
-    if allow and size.lower() not in _lower(allow):
-        raise BackendError(
-            f"The {what} ({setting}) is not in {base.name}'s finetune_compute_allow_list: {', '.join(allow)}. "
-            f"Use a compute of one of those sizes.",
-            setting=setting,
-            code="compute_size_not_allowed",
-        )
-    if not allow and size.lower() in UNSUPPORTED_FINETUNE_SIZES:
-        raise BackendError(
-            f"Fine-tuning is not supported on the {what} ({setting}); the notebook lists "
-            f"{', '.join(UNSUPPORTED_FINETUNE_SIZES)} as unsupported. Use a larger GPU size.",
-            setting=setting,
-            code="compute_size_not_allowed",
-        )
-    try:
-        sizes = list(ws.compute.list_sizes())
-    except Exception as exc:
-        raise to_backend_error(exc, settings, action="list the VM sizes of the workspace's region") from exc
-    available = {str(s.name).lower(): s for s in sizes}
-    match = available.get(size.lower())
-    if match is None:
-        raise BackendError(
-            f"The {what} ({setting}) is not offered in the workspace's region, so its GPU count is unknown.",
-            setting=setting,
-            code="compute_size_unknown",
-        )
-    gpus = int(getattr(match, "gpus", 0) or 0)
-    if gpus < 1:
-        raise BackendError(
-            f"The {what} ({setting}) has no GPU; fine-tuning {base.name} needs a GPU size.",
-            setting=setting,
-            code="compute_no_gpu",
-        )
-    return ComputeInfo(
-        name="serverless" if serverless else cluster, instance_type=size, gpus_per_node=gpus, serverless=serverless
-    )
-
-
-def _cluster_size(ws: Any, settings: Settings, cluster: str) -> str:
-    try:
-        compute = ws.compute.get(cluster)
-    except Exception as exc:
-        if is_not_found(exc):
-            raise BackendError(
-                f"Compute cluster {cluster!r} (COMPUTE_CLUSTER) does not exist in workspace "
-                f"{settings.azureml_workspace_name}. Create a GPU AmlCompute cluster of that name, or set "
-                "COMPUTE_CLUSTER=serverless and INSTANCE_TYPE_FINETUNE to a GPU size.",
-                setting="COMPUTE_CLUSTER",
-                code="compute_not_found",
-            ) from None
-        raise to_backend_error(exc, settings, action=f"read compute {cluster}", setting="COMPUTE_CLUSTER") from exc
-    kind = type(compute).__name__
-    if kind != "AmlCompute":
-        raise BackendError(
-            f"Compute {cluster!r} (COMPUTE_CLUSTER) is a {getattr(compute, 'type', None) or kind}, not a compute "
-            "cluster (AmlCompute); the pipeline needs a cluster or COMPUTE_CLUSTER=serverless.",
-            setting="COMPUTE_CLUSTER",
-            code="compute_unsupported",
-        )
-    state = str(getattr(compute.provisioning_state, "value", compute.provisioning_state) or "").lower()
-    if state == "failed":
-        errors = "; ".join(str(getattr(e, "message", e)) for e in (getattr(compute, "provisioning_errors", None) or []))
-        raise BackendError(
-            f"Compute cluster {cluster!r} (COMPUTE_CLUSTER) is in provisioning state Failed"
-            + (f": {errors}" if errors else "")
-            + ". Delete and recreate it, or point COMPUTE_CLUSTER at a healthy cluster.",
-            setting="COMPUTE_CLUSTER",
-            code="compute_failed",
-        )
-    if state in {"creating", "deleting", "updating"}:
-        raise BackendError(
-            f"Compute cluster {cluster!r} (COMPUTE_CLUSTER) is {state}; the run will be submitted when it is ready.",
-            setting="COMPUTE_CLUSTER",
-            retryable=state != "deleting",
-            code="compute_not_ready",
-        )
-    return str(compute.size)
 
 
 # ------------------------------------------------------------------------------------------------- parameters
@@ -503,75 +312,3 @@ def cancel_job(clients: AzureMLClients, settings: Settings, job_name: str) -> No
         if is_not_found(exc):
             return
         raise to_backend_error(exc, settings, action=f"cancel job {job_name}") from exc
-
-
-# ------------------------------------------------------------------------------------------------- registry
-def _version_of(model: Any) -> ModelVersion:
-    return ModelVersion(
-        name=str(model.name),
-        version=str(model.version),
-        path=str(getattr(model, "path", "") or ""),
-        tags={str(k): str(v) for k, v in (model.tags or {}).items()},
-    )
-
-
-def _list_versions(ws: Any, name: str) -> list[Any]:
-    try:
-        return [m for m in ws.models.list(name=name) if m is not None]
-    except Exception as exc:
-        if is_not_found(exc):
-            return []
-        raise
-
-
-def register_model(
-    clients: AzureMLClients,
-    settings: Settings,
-    job_name: str,
-    name: str,
-    tags: Mapping[str, str],
-    *,
-    extra_tags: Mapping[str, str] | None = None,
-) -> ModelVersion:
-    """Register the job's ``trained_model`` output as the next version of ``name`` (once per run)."""
-    from azure.ai.ml.constants import AssetTypes
-    from azure.ai.ml.entities import Model
-
-    ws = clients.workspace
-    key = registration_key(tags)
-    action = f"register model {name} from job {job_name}"
-    try:
-        for attempt in range(3):
-            versions = _list_versions(ws, name)
-            if key:
-                for existing in versions:
-                    if registration_key(existing.tags) == key:
-                        return _version_of(existing)
-            numbers = [int(m.version) for m in versions if str(m.version).isdigit()]
-            version = str(max(numbers, default=0) + 1)
-            model = Model(
-                path=f"azureml://jobs/{job_name}/outputs/trained_model",
-                type=AssetTypes.MLFLOW_MODEL,
-                name=name,
-                version=version,
-                description=f"Fine-tuned by autotune from job {job_name}",
-                tags={**dict(extra_tags or {}), **{str(k): str(v) for k, v in tags.items()}},
-            )
-            try:
-                return _version_of(ws.models.create_or_update(model))
-            except Exception as exc:
-                if getattr(exc, "status_code", None) == 409 and attempt < 2:
-                    continue  # another registration took this version number: look again
-                raise
-    except Exception as exc:
-        raise to_backend_error(exc, settings, action=action) from exc
-    raise BackendError(f"Could not {action}: version numbers kept colliding", retryable=True)
-
-
-def get_model(clients: AzureMLClients, settings: Settings, name: str, version: str) -> ModelVersion | None:
-    try:
-        return _version_of(clients.workspace.models.get(name, version=version))
-    except Exception as exc:
-        if is_not_found(exc):
-            return None
-        raise to_backend_error(exc, settings, action=f"read model {name}:{version}") from exc
