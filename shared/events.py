@@ -258,7 +258,7 @@ def _our_run(ctx: Any, event: JobEvent) -> Any:
 def _reconcile_now(ctx: Any, model: str) -> None:
     """Advance the model's deployment right away instead of waiting for the next timer tick."""
     try:
-        from shared.reconcile.steps import SMOKE
+        from shared.reconcile.plan import SMOKE
         from shared.reconcile.tick import reconcile_model
 
         reconcile_model(ctx, model, budget_seconds=EVENT_RECONCILE_SECONDS, stop_before=frozenset({SMOKE}))

@@ -10,6 +10,9 @@ so a crash between any two steps repeats at most one idempotent step. Steps:
 ``traffic`` (canary share first when ``CANARY_PERCENT`` > 0, then 100%) -> ``cleanup`` (delete the old
 deployment; the model is live). A failure before ``cleanup`` rolls back: the old deployment keeps serving and
 keeps its traffic, the new one is deleted, and the run and the model say why.
+
+Which step comes next is decided, purely, in ``plan``; ``step_boundary`` and ``_save`` stay here, where tests
+hook them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,21 @@ from shared.backends.base import MANAGED_TAG, MODEL_TAG, BackendError, Deploymen
 from shared.ledger import ModelRecord, RunRecord
 from shared.names import deployment_name, endpoint_name_for
 from shared.notify import MODEL_DEPLOYED, publish
+from shared.reconcile.plan import (
+    ABANDON,
+    CLEANUP,
+    CREATE,
+    ENDPOINT,
+    IDLE,
+    PROVISIONING,
+    SLEEPING,
+    SMOKE,
+    START,
+    STEPS,
+    TRAFFIC,
+    deployment_reason,
+    next_action,
+)
 from shared.reconcile.smoke import FALLBACK_CONVERSATION, first_conversation, output_text, smoke_payload
 from shared.runs.context import RunContext, advance_run
 from shared.runs.failure import fail_run, user_reason
@@ -32,57 +50,15 @@ from shared.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
-# Step names, in order, as stored in ModelRecord.deployment["step"].
-ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP = (
-    "endpoint",
-    "create",
-    "provisioning",
-    "smoke",
-    "traffic",
-    "cleanup",
-)
-STEPS = (ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP)
-# Decisions that are not steps of an in-flight deployment.
-IDLE, SLEEPING, START, ABANDON = "idle", "sleeping", "start", "abandon"
-
 DEPLOY_TIMEOUT = timedelta(minutes=120)  # Azure ML's own deployment timeout is well below this
 NOT_FOUND_GRACE = timedelta(minutes=2)  # a just-begun deployment may not be listed yet
 MAX_SMOKE_ATTEMPTS = 3
 _ENDPOINT_BUSY = {"creating", "updating"}  # provisioning states (lower case) in which an endpoint is changing
 SMOKE_TIMEOUT_SECONDS = 90.0  # the notebook's request_timeout_ms
-QUOTA_HINT = (
-    "Azure ML needs 20% spare quota above the cores a deployment uses to create or upgrade it: request more "
-    "quota for the VM family, or use a smaller INSTANCE_TYPE or INSTANCE_COUNT."
-)
-
-
-def next_action(model: ModelRecord) -> str:
-    """What the reconciler should do next for this model. Pure: a function of the record alone."""
-    if model.state == "sleeping":
-        return SLEEPING  # waits for a wake (request_wake clears ``deployment`` and sets ``deploying``)
-    progress = model.deployment or {}
-    step = progress.get("step")
-    if step in STEPS:
-        if progress.get("version") != model.desired_version and step != CLEANUP:
-            return ABANDON  # a newer version is desired: stop rolling out this one (traffic never moved to it)
-        return step
-    if not model.desired_version or model.state == "failed":
-        return IDLE  # nothing to deploy, or the last rollout failed with nothing serving: wait for a new run
-    if model.state == "live" and model.live_version == model.desired_version:
-        return IDLE
-    return START
 
 
 def step_boundary(model: str, step: str) -> None:
     """Called after each step is recorded. A no-op; tests replace it to inject a crash between two steps."""
-
-
-def deployment_reason(error: str) -> str:
-    """The platform's deployment error, plus what to do when it is about quota."""
-    text = error.strip() or "the deployment failed without an error message"
-    if "quota" in text.lower() and "20%" not in text:
-        text = f"{text} {QUOTA_HINT}"
-    return text
 
 
 def _age(stamp: str | None) -> timedelta:

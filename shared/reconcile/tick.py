@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.ledger import ConflictError, ModelRecord
-from shared.reconcile.steps import IDLE, SLEEPING, next_action, run_step
+from shared.reconcile.plan import IDLE, SLEEPING, next_action
+from shared.reconcile.steps import run_step
 from shared.runs.context import RunContext, new_owner
 from shared.telemetry import log_context
 from shared.timeutil import iso
