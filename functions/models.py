@@ -48,7 +48,8 @@ def models_wake(req: func.HttpRequest) -> func.HttpResponse:
 
     model = _model(req)
     settings, ledger = deps.settings(), deps.ledger()
-    woke = request_wake(settings, ledger, model, reason="POST /api/models/{model}/wake")
+    # An operator's wake also retries a failed wake before its backoff is over (requests wait for it).
+    woke = request_wake(settings, ledger, model, reason="POST /api/models/{model}/wake", force=True)
     view = get_model_view(settings, ledger, model)
     if view is None:
         return _unknown(model)

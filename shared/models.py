@@ -25,11 +25,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def request_wake(settings: Settings, ledger: Ledger, model: str, reason: str = "request") -> bool:
+def request_wake(
+    settings: Settings, ledger: Ledger, model: str, reason: str = "request", *, force: bool = False
+) -> bool:
     """Ask the reconciler to redeploy a sleeping model's desired version. True if this call woke it.
 
     Idempotent: waking a model that is not asleep changes nothing (many requests race to wake it). The call
     that wins the race publishes ``MODEL_WOKE``, so gateway wakes and explicit wakes are both announced.
+    After a failed wake, only a ``force``d wake (an operator's ``POST /wake``) tries again before
+    ``wake_retry["at"]`` (``wake_blocked_until``): requests do not redeploy in a loop.
     """
     woke = False
 
@@ -38,8 +42,10 @@ def request_wake(settings: Settings, ledger: Ledger, model: str, reason: str = "
         woke = False
         if current is None or current.state != "sleeping" or not current.desired_version:
             return None
+        if not force and wake_blocked_until(current) is not None:
+            return None
         current.state = "deploying"
-        current.deployment = {}
+        current.deployment = {"wake": reason}  # a failed rollout leaves it asleep, not failed (reconcile/wake.py)
         current.error = ""
         current.sleep_reason = f"woken by {reason} at {iso()} (slept: {current.sleep_reason})"
         current.updated_at = iso()
@@ -58,6 +64,12 @@ def request_wake(settings: Settings, ledger: Ledger, model: str, reason: str = "
             {"model": model, "version": record.desired_version, "reason": reason, "slept_at": record.slept_at},
         )
     return woke
+
+
+def wake_blocked_until(record: ModelRecord, now: datetime | None = None) -> datetime | None:
+    """When a sleeping model whose last wake failed may be woken by a request again (None: now)."""
+    at = parse_iso((record.wake_retry or {}).get("at"))
+    return at if at is not None and at > (now or utcnow()) else None
 
 
 # -- pinning and idleness (shared by the sweeper and the models API) --------------------------------------
@@ -183,6 +195,7 @@ def model_view(
         "pinned_by": pins,
         "slept_at": record.slept_at or None,
         "sleep_reason": record.sleep_reason or None,
+        "wake_retry": record.wake_retry or None,
         "error": record.error or None,
         "latest_run": None,
         "updated_at": record.updated_at,

@@ -1,4 +1,4 @@
-"""Lifecycle notifications: the app's own events (run succeeded/failed, model deployed/slept/woke).
+"""Lifecycle notifications: the app's own events (run succeeded/failed, model deployed/slept/woke/drifted).
 
 Published to the Event Grid topic in ``EVENTS_TOPIC_ENDPOINT`` (when set) so a team can route them to mail
 or chat. Publishing never breaks the caller: a failure is logged and the step goes on.
@@ -19,6 +19,7 @@ RUN_FAILED = EVENT_PREFIX + "RunFailed"
 MODEL_DEPLOYED = EVENT_PREFIX + "ModelDeployed"
 MODEL_SLEPT = EVENT_PREFIX + "ModelSlept"
 MODEL_WOKE = EVENT_PREFIX + "ModelWoke"
+MODEL_DRIFTED = EVENT_PREFIX + "ModelDrifted"  # the platform differed from the ledger and was repaired
 
 
 def publish(settings: Settings, event_type: str, subject: str, data: dict[str, Any]) -> bool:

@@ -146,11 +146,12 @@ class ModelRecord(Record):
     """A named, continuously retrained model: desired version vs what is live, and the deployment in flight.
 
     ``deployment`` holds the reconciler's progress (``{"version", "name", "step", "started_at", ...}``) so a
-    crash between two steps resumes at the right one.
+    crash between two steps resumes at the right one. ``wake_retry`` says when a sleeping model whose wake failed
+    may be woken again (``shared/reconcile/wake.py``).
     """
 
     TABLE: ClassVar[str] = "Models"
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("deployment",)
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("deployment", "wake_retry")
 
     model: str = ""
     state: str = "new"
@@ -165,6 +166,7 @@ class ModelRecord(Record):
     last_deployed_at: str = ""
     slept_at: str = ""
     sleep_reason: str = ""
+    wake_retry: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     pinned: bool = False
     updated_at: str = field(default_factory=iso)

@@ -91,6 +91,7 @@ class Settings:
     instance_count: int
     canary_percent: int
     job_poll_after_minutes: float
+    orphan_grace_minutes: float
     reconcile_schedule: str
     promotion_policy: str
     promotion_max_regression: float
@@ -114,6 +115,7 @@ class Settings:
     gateway_read_timeout: float
     endpoint_cache_ttl: float
     auto_wake: bool
+    wake_retry_minutes: float
     idle_sweep_schedule: str
     endpoint_idle_minutes: float
     endpoint_name_suffix: str

@@ -149,6 +149,7 @@ class DeploymentState:
     error: str = ""
     model_version: str = ""
     created_at: str = ""
+    code: str = ""  # why it failed, when the platform says: "quota" (no room now: worth retrying later)
 
 
 @dataclass(frozen=True)

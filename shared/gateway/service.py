@@ -28,7 +28,7 @@ from shared.jsonbody import InvalidJSONBody, parse_json_body
 from shared.ledger import ConflictError, Ledger, ModelRecord
 from shared.models import request_wake
 from shared.settings import Settings, get_settings
-from shared.timeutil import parse_iso
+from shared.timeutil import parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,8 @@ class Gateway:
             except ConflictError:  # many requests raced to wake it; one of them did
                 woke = False
             self.targets.invalidate(model)
+            if not woke:
+                self._raise_if_wake_failed(route)
             log.info("model %s asleep: %s", model, "wake requested" if woke else "already waking")
             raise GatewayError(
                 503,
@@ -303,6 +305,23 @@ class Gateway:
             f"retry in about {WAKE_RETRY_AFTER_SECONDS} s",
             code="model_not_ready",
             headers=retry,
+        )
+
+    @staticmethod
+    def _raise_if_wake_failed(route: Route) -> None:
+        """503 ``model_wake_failed`` (with the error and when the next request may try again) while a failed
+        wake's backoff runs; requests do not redeploy in a loop."""
+        retry_at = parse_iso(route.wake_retry_at)
+        now = utcnow()
+        if retry_at is None or retry_at <= now:
+            return
+        seconds = max(1, int((retry_at - now).total_seconds()))
+        raise GatewayError(
+            503,
+            f"model '{route.model}' could not be woken ({route.error}); requests try again after "
+            f"{route.wake_retry_at}, or wake it now with POST /api/models/{route.model}/wake",
+            code="model_wake_failed",
+            headers={"Retry-After": str(seconds)},
         )
 
     def _raise_for_upstream(self, result: upstream.UpstreamResult, *, native: bool) -> None:

@@ -67,6 +67,7 @@ class Route:
     waking: bool = False
     target: ScoringTarget | None = None
     error: str = ""
+    wake_retry_at: str = ""  # a sleeping model whose last wake failed: requests wake it again after this
 
     @property
     def servable(self) -> bool:
@@ -89,6 +90,7 @@ def route_for(record: ModelRecord | None, model: str) -> Route:
         live_version=record.live_version,
         waking=_waking(record),
         error=record.error,
+        wake_retry_at=str((record.wake_retry or {}).get("at", "")) if record.state == "sleeping" else "",
     )
     if record.state in SERVING_STATES and record.live_version and record.endpoint_name and not route.waking:
         return Route(**{**route.__dict__, "target": _resolve(record)})

@@ -7,12 +7,15 @@ crash halfway. Two reconcilers never work on the same model at once: each holds 
 (the sweeper takes the same lease), and every write is ETag-checked.
 
 ``reconcile_all`` is the timer's work: crashed dataset preparations re-driven (``datasets``), the backstop over
-unfinished runs (``backstop``), then every model.
+unfinished runs (``backstop``), failed wakes retried when due (``wake``), drift between ledger and platform
+repaired (``drift``), then every model, then orphan deployments deleted (``gc``).
 ``reconcile_model`` is also called right after a job event is handled.
 
 - ``tick``: ``reconcile_model``, ``reconcile_all`` and the ``TickReport``;
 - ``steps``: deciding and running the next step; ``smoke``: the smoke test;
-- ``backstop``: polling jobs whose events never came; ``datasets``: re-driving crashed preparations.
+- ``backstop``: polling jobs whose events never came; ``datasets``: re-driving crashed preparations;
+- ``drift``: repairing what was changed on the platform by hand; ``gc``: deleting orphan deployments;
+- ``wake``: what a failed wake leaves (asleep, wakeable, backoff); ``lease``: the model lease for housekeeping.
 
 This package file holds no logic: import from the named modules.
 """

@@ -27,7 +27,7 @@ QUOTA_HINT = (
 def next_action(model: ModelRecord) -> str:
     """What the reconciler should do next for this model. Pure: a function of the record alone."""
     if model.state == "sleeping":
-        return SLEEPING  # waits for a wake (request_wake clears ``deployment`` and sets ``deploying``)
+        return SLEEPING  # waits for a wake (request_wake sets ``deploying`` and ``deployment = {"wake": ...}``)
     progress = model.deployment or {}
     step = progress.get("step")
     if step in STEPS:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from shared import crashpoints
 from shared.backends.base import MANAGED_TAG, MODEL_TAG, BackendError, DeploymentPhase
 from shared.ledger import ModelRecord, RunRecord
 from shared.names import deployment_name, endpoint_name_for
@@ -42,6 +43,7 @@ from shared.reconcile.plan import (
     next_action,
 )
 from shared.reconcile.smoke import FALLBACK_CONVERSATION, first_conversation, output_text, smoke_payload
+from shared.reconcile.wake import CAPACITY_CODES, record_failed_wake
 from shared.runs.context import RunContext, advance_run
 from shared.runs.failure import fail_run, user_reason
 from shared.runs.outcome import supersede
@@ -58,7 +60,8 @@ SMOKE_TIMEOUT_SECONDS = 90.0  # the notebook's request_timeout_ms
 
 
 def step_boundary(model: str, step: str) -> None:
-    """Called after each step is recorded. A no-op; tests replace it to inject a crash between two steps."""
+    """Called after each step is recorded: a crash point (``shared.crashpoints``; no-op in production)."""
+    crashpoints.reached(step, crashpoints.AFTER, model)
 
 
 def _age(stamp: str | None) -> timedelta:
@@ -70,6 +73,8 @@ def _save(ctx: RunContext, model: ModelRecord, step: str | None = None) -> Model
     model.updated_at = iso()
     if model.deployment:
         model.deployment["updated_at"] = model.updated_at
+    if step:
+        crashpoints.reached(step, crashpoints.BEFORE, model.model)  # the platform acted; the ledger not yet
     saved = ctx.ledger.save(model)  # ConflictError ends this tick; the next one re-reads
     if step:
         step_boundary(model.model, step)
@@ -88,6 +93,7 @@ def start(ctx: RunContext, model: ModelRecord) -> bool:
     previous = ""
     if model.live_deployment and model.live_deployment != name and model.endpoint_name == endpoint:
         previous = model.live_deployment
+    wake = str((model.deployment or {}).get("wake") or "")  # set by request_wake: a failure leaves it asleep
     model.deployment = {
         "step": ENDPOINT,
         "version": version,
@@ -96,6 +102,7 @@ def start(ctx: RunContext, model: ModelRecord) -> bool:
         "endpoint": endpoint,
         "previous": previous,
         "started_at": iso(),
+        **({"wake": wake} if wake else {}),
     }
     if model.state != "live":
         model.state = "deploying"  # nothing serves yet; "live" stays while the old version serves
@@ -116,7 +123,7 @@ def abandon(ctx: RunContext, model: ModelRecord) -> bool:
     if run is not None and run.state in ("registered", "deploying"):
         supersede(ctx, run, by=model.desired_run_id)
     log.info("model %s: abandoning %s for newer version %s", model.model, name, model.desired_version)
-    model.deployment = {}
+    model.deployment = {"wake": progress["wake"]} if progress.get("wake") else {}
     _save(ctx, model, ABANDON)
     return True
 
@@ -171,7 +178,7 @@ def watch_provisioning(ctx: RunContext, model: ModelRecord) -> bool:
         _save(ctx, model, PROVISIONING)
         return True
     if state.phase == DeploymentPhase.FAILED:
-        return rollback(ctx, model, deployment_reason(state.error), PROVISIONING)
+        return rollback(ctx, model, deployment_reason(state.error), PROVISIONING, capacity=state.code in CAPACITY_CODES)
     if state.phase == DeploymentPhase.DELETING:
         return rollback(ctx, model, f"deployment {name} is being deleted by someone else", PROVISIONING)
     if state.phase == DeploymentPhase.NOT_FOUND:
@@ -289,6 +296,7 @@ def cleanup(ctx: RunContext, model: ModelRecord) -> bool:
     model.scoring_uri = (info.scoring_uri if info is not None else "") or progress.get("scoring_uri", "")
     model.last_deployed_at = iso()
     model.error = ""
+    model.wake_retry = {}
     model.deployment = {}
     _save(ctx, model, CLEANUP)
     log.info("model %s: version %s is live on %s/%s", model.model, model.live_version, endpoint, name)
@@ -307,8 +315,9 @@ def cleanup(ctx: RunContext, model: ModelRecord) -> bool:
     return True
 
 
-def rollback(ctx: RunContext, model: ModelRecord, reason: str, step: str) -> bool:
-    """The rollout failed: the old deployment keeps (or gets back) all traffic; the run and the model say why."""
+def rollback(ctx: RunContext, model: ModelRecord, reason: str, step: str, *, capacity: bool = False) -> bool:
+    """The rollout failed: the old deployment keeps (or gets back) all traffic; the run and the model say why.
+    A failed wake leaves the model asleep and wakeable (``wake.py``); ``capacity`` marks quota/capacity failures."""
     progress = model.deployment
     endpoint, name = progress["endpoint"], progress["name"]
     previous = progress.get("previous", "")
@@ -320,6 +329,8 @@ def rollback(ctx: RunContext, model: ModelRecord, reason: str, step: str) -> boo
     serving = model.state == "live" and bool(model.live_deployment)
     model.state = "live" if serving else "failed"
     model.error = f"version {progress['version']} ({name}) failed at step {step}: {reason}"
+    if progress.get("wake") and not serving:
+        record_failed_wake(ctx.settings, model, f"waking {model.error}", capacity=capacity)
     # Desired falls back to what serves, so the failed version is not retried every tick; a new run (or a
     # wake, for a sleeping model) starts the next rollout.
     model.desired_version, model.desired_run_id = model.live_version, model.live_run_id
@@ -367,7 +378,7 @@ def run_step(ctx: RunContext, model: ModelRecord, action: str) -> bool:
         if exc.retryable or action in (START, ABANDON, CLEANUP):
             log.warning("model %s: step %s will be retried: %s", model.model, action, exc)
             return False
-        return rollback(ctx, model, deployment_reason(user_reason(exc)), action)
+        return rollback(ctx, model, deployment_reason(user_reason(exc)), action, capacity=exc.code in CAPACITY_CODES)
 
 
 __all__: list[Any] = [

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.backends.base import EndpointInfo
 from shared.ledger import ConflictError, ModelRecord
 from shared.reconcile.plan import IDLE, SLEEPING, next_action
 from shared.reconcile.steps import run_step
@@ -24,16 +25,29 @@ MAX_STEPS_PER_TICK = 12
 
 @dataclass
 class TickReport:
-    """What one timer tick did: per run (backstop), per model (the actions taken, in order) and per dataset
-    whose crashed preparation was re-driven (``"model/dataset_id"``)."""
+    """What one timer tick did: per run (backstop), per model (the actions taken, in order), per dataset
+    whose crashed preparation was re-driven (``"model/dataset_id"``), per model whose platform state drifted
+    (``drift``), per orphan deployment suspect (``orphans``, ``"endpoint/deployment"``) and per sleeping model
+    whose failed wake was retried automatically (``wakes``)."""
 
     started_at: str = field(default_factory=iso)
     runs: dict[str, str] = field(default_factory=dict)
     models: dict[str, list[str]] = field(default_factory=dict)
     datasets: dict[str, str] = field(default_factory=dict)
+    drift: dict[str, str] = field(default_factory=dict)
+    orphans: dict[str, str] = field(default_factory=dict)
+    wakes: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"started_at": self.started_at, "runs": self.runs, "models": self.models, "datasets": self.datasets}
+        return {
+            "started_at": self.started_at,
+            "runs": self.runs,
+            "models": self.models,
+            "datasets": self.datasets,
+            "drift": self.drift,
+            "orphans": self.orphans,
+            "wakes": self.wakes,
+        }
 
 
 def reconcile_model(
@@ -93,11 +107,18 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
     """The timer's tick: crashed preparations re-driven, the backstop over unfinished runs, then every model."""
     from shared.reconcile.backstop import tend_runs
     from shared.reconcile.datasets import redrive_stale_datasets
+    from shared.reconcile.drift import repair_drift
+    from shared.reconcile.gc import collect_orphans
+    from shared.reconcile.wake import retry_due_wakes
 
     ctx = ctx or RunContext.default()
     report = TickReport()
     report.datasets = redrive_stale_datasets(ctx)
     report.runs = tend_runs(ctx)
+    report.wakes = retry_due_wakes(ctx)
+    endpoints = _managed_endpoints(ctx)
+    if endpoints is not None:
+        report.drift = repair_drift(ctx, endpoints)
     for name in sorted({record.model for record in ctx.ledger.query(ModelRecord)}):
         try:
             with log_context(model=name):
@@ -105,9 +126,28 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
         except Exception as exc:  # one model's trouble must not stop the others
             log.exception("reconciling model %s failed", name)
             report.models[name] = [f"error: {exc}"]
+    if endpoints is not None:
+        report.orphans = collect_orphans(ctx, endpoints)
     busy = {name: steps for name, steps in report.models.items() if steps not in (["idle"], ["sleeping"])}
-    log.info("reconcile tick: datasets %s, runs %s, models %s", report.datasets, report.runs, busy)
+    log.info(
+        "reconcile tick: datasets %s, runs %s, drift %s, models %s, orphans %s",
+        report.datasets,
+        report.runs,
+        report.drift,
+        busy,
+        {key: value for key, value in report.orphans.items() if value != "kept: referenced"},
+    )
     return report
+
+
+def _managed_endpoints(ctx: RunContext) -> list[EndpointInfo] | None:
+    """The platform's managed endpoints, listed once per tick for drift repair and garbage collection; None
+    (both skipped this tick) when the platform cannot be asked."""
+    try:
+        return ctx.backend.list_managed_endpoints()
+    except Exception as exc:  # noqa: BLE001 - housekeeping waits for the next tick; deployments go on
+        log.warning("could not list the managed endpoints (drift and orphan checks skipped this tick): %s", exc)
+        return None
 
 
 __all__ = ["TickReport", "reconcile_all", "reconcile_model"]

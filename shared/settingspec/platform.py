@@ -108,6 +108,15 @@ ML_PLATFORM: tuple[Setting, ...] = (
         as_float,
         minimum=0,
     ),
+    Setting(
+        "ORPHAN_GRACE_MINUTES",
+        "orphan_grace_minutes",
+        "30",
+        "A deployment on a managed endpoint that no model references and that has no traffic is deleted once it "
+        "is this old.",
+        as_float,
+        minimum=0,
+    ),
     Setting("RECONCILE_SCHEDULE", "reconcile_schedule", "0 */1 * * * *", "NCRONTAB schedule of the reconciler."),
 )
 

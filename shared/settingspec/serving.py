@@ -75,6 +75,15 @@ GATEWAY: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting("AUTO_WAKE", "auto_wake", "true", "Redeploy a sleeping model when a request arrives.", as_bool),
+    Setting(
+        "WAKE_RETRY_MINUTES",
+        "wake_retry_minutes",
+        "15",
+        "After a failed wake, requests try again after this long, doubling with each further failure (at most "
+        "16x); quota and capacity failures are retried without a request.",
+        as_float,
+        minimum=0,
+    ),
 )
 
 # Sweeper

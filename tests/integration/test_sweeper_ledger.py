@@ -93,7 +93,8 @@ def test_sleep_records_why_keeps_the_versions_and_announces_slept_then_woke(ledg
 
     assert request_wake(get_settings(), ledger, MODEL, reason="test") is True
     woken = ledger.get(ModelRecord, "models", MODEL)
-    assert woken.state == "deploying" and woken.desired_version == "3" and woken.deployment == {}
+    assert woken.state == "deploying" and woken.desired_version == "3"
+    assert woken.deployment == {"wake": "test"}  # no step yet; a failure of this rollout leaves it asleep
     assert woken.sleep_reason.startswith("woken by test")
     events = topic.events()
     assert [e["eventType"] for e in events] == ["Autotune.ModelSlept", "Autotune.ModelWoke"]

@@ -14,7 +14,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from shared.backends.azureml.errors import is_not_found, quota_advice, to_backend_error
+from shared.backends.azureml.errors import QUOTA_CODES, is_not_found, quota_advice, to_backend_error
 from shared.backends.azureml.naming import from_azure, to_azure
 from shared.backends.azureml.resources import _lower, literal_list
 from shared.backends.base import (
@@ -224,9 +224,11 @@ def get_deployment(
             return DeploymentState(endpoint=endpoint, name=deployment, phase=DeploymentPhase.NOT_FOUND)
         raise to_backend_error(exc, settings, action=f"read deployment {deployment} of {endpoint}") from exc
     phase = _PHASES.get(_state(dep.provisioning_state).lower(), DeploymentPhase.CREATING)
-    error = ""
+    error = code = ""
     if phase is DeploymentPhase.FAILED:
-        error = _deployment_error(clients, endpoint, deployment, dep, _poller_error(poller))
+        known = _poller_error(poller)
+        error = _deployment_error(clients, endpoint, deployment, dep, known)
+        code = "quota" if QUOTA_CODES.search(known) else ""
     model_id = str(getattr(dep, "model", "") or "")
     version = re.search(r"(?:versions/|:)([^/:]+)$", model_id)
     created = getattr(getattr(dep, "creation_context", None), "created_at", None)
@@ -237,6 +239,7 @@ def get_deployment(
         error=error,
         model_version=version.group(1) if version else "",
         created_at=created.isoformat() if hasattr(created, "isoformat") else str(created or ""),
+        code=code,
     )
 
 
