@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from shared.backends.base import MODEL_TAG, DeploymentPhase, EndpointInfo
 from shared.ledger import ModelRecord
-from shared.names import endpoint_name
+from shared.names import endpoint_name_for
 from shared.reconcile.lease import model_lease, model_lease_name
 from shared.runs.context import RunContext
 from shared.timeutil import parse_iso, utcnow
@@ -46,7 +46,7 @@ def collect_orphans(ctx: RunContext, endpoints: list[EndpointInfo]) -> dict[str,
     ``{"endpoint/deployment": what happened}`` for each suspect (``deleted``, or why it was kept)."""
     records = list(ctx.ledger.query(ModelRecord, "PartitionKey eq @p", p="models"))
     refs = set().union(*(references(record) for record in records)) if records else set()
-    owners = {record.endpoint_name or endpoint_name(record.model): record.model for record in records}
+    owners = {record.endpoint_name or endpoint_name_for(ctx.settings, record.model): record.model for record in records}
     outcome: dict[str, str] = {}
     for info in endpoints:
         if not info.managed:

@@ -198,4 +198,4 @@ def test_a_quota_failure_during_a_wake_is_retried_without_a_request(
         if record.state == "live":
             break
     assert record.state == "live" and record.live_version == "1" and record.wake_retry == {}, record
-    assert ctx.backend.get_endpoint("at-quota-bot").traffic == {"v1": 100}
+    assert ctx.backend.get_endpoint(record.endpoint_name).traffic == {"v1": 100}
