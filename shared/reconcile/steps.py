@@ -24,9 +24,11 @@ from typing import Any
 
 from shared import crashpoints
 from shared.backends.base import MANAGED_TAG, MODEL_TAG, BackendError, DeploymentPhase
-from shared.ledger import ModelRecord, RunRecord
+from shared.ledger import ConflictError, ModelRecord, RunRecord
 from shared.names import deployment_name, endpoint_name_for
 from shared.notify import MODEL_DEPLOYED, publish
+from shared.reconcile.handback import SERVING, take_traffic_back
+from shared.reconcile.merge import save_merged, step_reading
 from shared.reconcile.plan import (
     ABANDON,
     CLEANUP,
@@ -75,7 +77,10 @@ def _save(ctx: RunContext, model: ModelRecord, step: str | None = None) -> Model
         model.deployment["updated_at"] = model.updated_at
     if step:
         crashpoints.reached(step, crashpoints.BEFORE, model.model)  # the platform acted; the ledger not yet
-    saved = ctx.ledger.save(model)  # ConflictError ends this tick; the next one re-reads
+    try:
+        saved = ctx.ledger.save(model)
+    except ConflictError:  # merged over an unrelated change; a changed rollout still ends this tick
+        saved = save_merged(ctx.ledger, model)
     if step:
         step_boundary(model.model, step)
     return saved
@@ -114,9 +119,16 @@ def start(ctx: RunContext, model: ModelRecord) -> bool:
 def abandon(ctx: RunContext, model: ModelRecord) -> bool:
     """A newer version became desired mid-rollout: undo this one (old traffic back, new deployment deleted)."""
     progress = model.deployment
-    endpoint, name, previous = progress["endpoint"], progress["name"], progress.get("previous", "")
-    if progress.get("canary_at") and previous:
-        ctx.backend.set_traffic(endpoint, {previous: 100, name: 0})
+    endpoint, name = progress["endpoint"], progress["name"]
+    if take_traffic_back(ctx, progress, clear=False) == SERVING:
+        # It is the only deployment serving (the switch happened, its record did not): never abandon it. Its
+        # rollout finishes (cleanup, live) and the newer version follows.
+        progress["step"], progress["traffic"] = CLEANUP, {name: 100}
+        log.info(
+            "model %s: %s already serves; finishing it before version %s", model.model, name, model.desired_version
+        )
+        _save(ctx, model, ABANDON)
+        return True
     if name != model.live_deployment:
         _delete_quietly(ctx, endpoint, name)
     run = _run(ctx, model, progress.get("run_id", ""))
@@ -320,9 +332,7 @@ def rollback(ctx: RunContext, model: ModelRecord, reason: str, step: str, *, cap
     A failed wake leaves the model asleep and wakeable (``wake.py``); ``capacity`` marks quota/capacity failures."""
     progress = model.deployment
     endpoint, name = progress["endpoint"], progress["name"]
-    previous = progress.get("previous", "")
-    if progress.get("canary_at") and previous:
-        ctx.backend.set_traffic(endpoint, {previous: 100, name: 0})
+    take_traffic_back(ctx, progress, clear=True)  # from the endpoint's actual traffic, whatever was recorded
     run = _run(ctx, model, progress.get("run_id", ""))
     if run is not None:
         fail_run(ctx, run, f"deployment failed: {reason}", failed_step=f"deploy:{step}")
@@ -372,13 +382,15 @@ HANDLERS: dict[str, Callable[[RunContext, ModelRecord], bool]] = {
 def run_step(ctx: RunContext, model: ModelRecord, action: str) -> bool:
     """Run one step; True when the next one can follow in the same tick. Platform errors: a retryable one
     waits for the next tick, any other one (before traffic moved for good) rolls the rollout back."""
-    try:
-        return HANDLERS[action](ctx, model)
-    except BackendError as exc:
-        if exc.retryable or action in (START, ABANDON, CLEANUP):
-            log.warning("model %s: step %s will be retried: %s", model.model, action, exc)
-            return False
-        return rollback(ctx, model, deployment_reason(user_reason(exc)), action, capacity=exc.code in CAPACITY_CODES)
+    with step_reading(model):  # the base a save merges from after an unrelated ETag conflict (merge.py)
+        try:
+            return HANDLERS[action](ctx, model)
+        except BackendError as exc:
+            if exc.retryable or action in (START, ABANDON, CLEANUP):
+                log.warning("model %s: step %s will be retried: %s", model.model, action, exc)
+                return False
+            capacity = exc.code in CAPACITY_CODES
+            return rollback(ctx, model, deployment_reason(user_reason(exc)), action, capacity=capacity)
 
 
 __all__: list[Any] = [

@@ -19,8 +19,6 @@ import pytest
 
 from functions import gateway as gateway_routes
 from functions import models as model_routes
-from shared.backends.azureml import AzureMLBackend
-from shared.backends.azureml.client import RetrySettings
 from shared.backends.base import MODEL_TAG, RUN_TAG
 from shared.gateway import upstream
 from shared.ledger import Ledger, ModelRecord
@@ -28,9 +26,12 @@ from shared.reconcile.tick import reconcile_all, reconcile_model
 from shared.runs.context import RunContext
 from shared.settings import get_settings, reset_settings
 from shared.timeutil import iso, parse_iso, utcnow
-from tests.fakes.aml_rest import FakeAzureML, FakeCredential
+from tests.fakes.aml_rest import FakeAzureML
+from tests.integration import fake_azure_support
+from tests.integration.fake_azure_support import azure_context
 from tests.integration.test_runs_support import shutdown_backend
 
+fake = fake_azure_support.fake  # fixture
 KEY = "test-key-1"
 
 
@@ -141,31 +142,8 @@ def _fail_wake_and_retry(ctx: RunContext, loop: asyncio.AbstractEventLoop) -> No
 
 # ------------------------------------------------------------------------- quota during a wake (Azure ML)
 @pytest.fixture
-def fake() -> FakeAzureML:
-    world = FakeAzureML()
-    world.seed_notebook_world()
-    return world
-
-
-@pytest.fixture
 def azure_ctx(app_env, fake: FakeAzureML, monkeypatch: pytest.MonkeyPatch) -> RunContext:
-    for key, value in {
-        "ML_BACKEND": "azureml",
-        "AZURE_SUBSCRIPTION_ID": fake.subscription,
-        "AZURE_RESOURCE_GROUP": fake.resource_group,
-        "AZUREML_WORKSPACE_NAME": fake.workspace,
-        "WAKE_RETRY_MINUTES": "5",
-    }.items():
-        monkeypatch.setenv(key, value)
-    reset_settings()
-    settings = get_settings()
-    backend = AzureMLBackend(
-        settings,
-        credential=FakeCredential(),
-        transport=fake.transport(),
-        retry=RetrySettings(total=3, backoff_factor=0, backoff_max=0),
-    )
-    return RunContext(settings, Ledger(settings), backend)
+    return azure_context(fake, monkeypatch, WAKE_RETRY_MINUTES="5")
 
 
 def test_a_quota_failure_during_a_wake_is_retried_without_a_request(
