@@ -3,6 +3,7 @@
 - ``ingest_blob``: Event Grid-sourced blob trigger on ``incoming/``; the parameter is the blob extension's SDK
   ``BlobClient`` (never the bytes: a multi-GB upload is streamed in chunks), used only for the blob's identity:
   the worker caches it per blob for good, so the reading is done by a client closed when the ingest ends.
+- ``redrive_preparations``: timer (``RECONCILE_SCHEDULE``) preparing again what a crashed preparation left behind.
 - ``POST /api/models/{model}/datasets``: upload a JSONL (or gzip) body; ``GET`` lists the model's datasets.
 - ``GET /api/models/{model}/datasets/{dataset_id}``: a dataset's state and report (the upload's status URL).
 - ``POST /api/models/{model}/imports``, ``GET /api/models/{model}/imports/{import_id}``: Hugging Face imports.
@@ -35,6 +36,16 @@ def ingest_blob(client: blob.BlobClient) -> None:
         client.container_name, client.blob_name, settings=deps.settings(), ledger=deps.ledger()
     )
     log.info("ingest_blob %s: %s %s", client.blob_name, result.action, result.message)
+
+
+@bp.timer_trigger(schedule="%RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=False)
+def redrive_preparations(timer: func.TimerRequest) -> None:
+    """Prepare again a dataset whose preparation died (its own timer: never on the reconcile tick's path)."""
+    from shared.reconcile.datasets import redrive_stale_datasets
+
+    done = redrive_stale_datasets(deps.run_context())
+    if done:
+        log.info("redrive_preparations: %s", done)
 
 
 def _declared_length(req: func.HttpRequest) -> int | None:

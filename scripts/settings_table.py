@@ -36,6 +36,8 @@ AZURE_OPTIONAL: dict[str, str] = {
     "MAX_LINE_BYTES": "default fits",
     "MAX_SEQ_LENGTH": "default fits",
     "MAX_UPLOAD_BYTES": "default fits",
+    "MAX_DROP_BYTES": "default fits: sized for the 10-minute functionTimeout",
+    "PREPARE_MAX_ATTEMPTS": "default fits",
     "MIN_TRAIN_ROWS": "default fits: Azure ML's preprocess step needs 10",
     "HF_LOCAL_DATASETS_DIR": "local only; offline Hugging Face mirrors",
     "BASE_MODEL_REGISTRY": "default fits: the azureml system registry",

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shared import crashpoints
 from shared.dropzone import IngestResult, classify, dataset_prefix
 from shared.errors import RetryLater
 from shared.ledger import AlreadyExistsError, ConflictError, DatasetRecord, Ledger
@@ -105,19 +106,27 @@ def prepare_dataset_blob(
     """Pass 1 hashes the upload (its id); pass 2, unless the ledger already knows it, prepares it."""
     from azure.core.exceptions import ResourceNotFoundError
 
+    from shared import ingest_limits
     from shared.blobstream import read_chunks
     from shared.chatdata import content_id
 
     source = f"{client.container_name}/{client.blob_name}"
     try:
-        etag = client.get_blob_properties().etag
+        properties = client.get_blob_properties()
     except ResourceNotFoundError:  # deleted since the event was sent: nothing to prepare, nothing to retry
         log.warning("ingest: %s no longer exists", source, extra={"model": model, "blob": client.blob_name})
         return IngestResult("ignored", model, message=f"{source} no longer exists")
+    etag = properties.etag
+    too_large = ingest_limits.too_large(settings, int(properties.size or 0))
+    if too_large:  # refused before reading a byte: it could not be prepared in time anyway
+        return ingest_limits.refuse(client, model, etag, properties.size, too_large, settings=settings, ledger=ledger)
     content = content_id(read_chunks(client, etag))
     dataset_id = content.dataset_id
     ids = {"model": model, "dataset_id": dataset_id, "blob": client.blob_name}
-    record = _claim(ledger, model, dataset_id, source)
+    record = _claim(ledger, settings, model, dataset_id, source, etag)
+    if record.state == "failed":  # it kept dying: not started again for this upload (ingest_limits)
+        log.warning("ingest: %s is dataset %s, failed: %s", source, dataset_id, record.error, extra=ids)
+        return IngestResult("failed", model, dataset_id, message=record.error, dataset=record)
     if record.state in ("prepared", "rejected"):
         # already done by an earlier delivery (or another upload of the same bytes)
         if record.state == "prepared":
@@ -127,6 +136,7 @@ def prepare_dataset_blob(
     log.info("ingest: preparing %s as dataset %s", source, dataset_id, extra=ids)
     try:
         report = _prepare_outputs(client, etag, record, ledger, settings, content.content_sha256)
+        crashpoints.reached("prepare", crashpoints.BEFORE, model)  # outputs written, not yet recorded
     except Exception as exc:
         _finish(ledger, record, "failed", {}, f"preparation failed: {type(exc).__name__}: {exc}")
         raise
@@ -153,15 +163,23 @@ def prepare_dataset_blob(
     return IngestResult("prepared", model, dataset_id, record.run_id, "prepared", record)
 
 
-def _claim(ledger: Ledger, model: str, dataset_id: str, source: str) -> DatasetRecord:
-    """The record to prepare under (state ``preparing``, stored by us), or the finished one as it is.
-    Waits while another delivery holds a live claim; ``IngestBusyError`` when that takes too long."""
+def _claim(ledger: Ledger, settings: Settings, model: str, dataset_id: str, source: str, etag: str) -> DatasetRecord:
+    """The record to prepare under (state ``preparing``, stored by us), or the finished one as it is (``failed``
+    when this upload's preparation was started ``PREPARE_MAX_ATTEMPTS`` times already). Waits while another
+    delivery holds a live claim; ``IngestBusyError`` when that takes too long."""
+    from shared import ingest_limits
+
     deadline = time.monotonic() + BUSY_WAIT_SECONDS
     while True:
         current = ledger.get(DatasetRecord, model, dataset_id)
         if current is None:
             fresh = DatasetRecord(
-                model=model, dataset_id=dataset_id, source_blob=source, prefix=dataset_prefix(model, dataset_id)
+                model=model,
+                dataset_id=dataset_id,
+                source_blob=source,
+                source_etag=etag,
+                attempts=1,
+                prefix=dataset_prefix(model, dataset_id),
             )
             with contextlib.suppress(AlreadyExistsError):
                 return ledger.create(fresh)
@@ -174,10 +192,16 @@ def _claim(ledger: Ledger, model: str, dataset_id: str, source: str) -> DatasetR
                     f"{current.updated_at}); retry later"
                 )
             time.sleep(BUSY_POLL_SECONDS)
-        else:  # failed earlier, or a claim whose owner died: take it over (ETag-checked)
-            current.state = "preparing"
-            current.error = ""
-            current.source_blob = current.source_blob or source
+        else:  # failed earlier, or a claim whose owner died: take it over (ETag-checked), if attempts are left
+            if not ingest_limits.same_upload(current, source, etag):
+                current.source_blob, current.source_etag, current.attempts = source, etag, 0  # a new upload
+            if ingest_limits.exhausted(settings, current):
+                if current.state == "failed":
+                    return current
+                current.state, current.error = "failed", ingest_limits.exhausted_reason(settings, current)
+            else:
+                current.state, current.error = "preparing", ""
+                current.attempts += 1
             current.updated_at = iso()
             with contextlib.suppress(ConflictError):
                 return ledger.save(current)

@@ -68,6 +68,8 @@ class DatasetRecord(Record):
     dataset_id: str = ""
     state: str = "preparing"  # preparing | prepared | rejected | failed
     source_blob: str = ""
+    source_etag: str = ""  # the upload's version whose preparations ``attempts`` counts
+    attempts: int = 0  # preparations started for that upload (shared/ingest_limits.py)
     prefix: str = ""  # datasets/{model}/{dataset_id}/
     report: dict[str, Any] = field(default_factory=dict)
     error: str = ""

@@ -70,6 +70,8 @@ class Settings:
     max_line_bytes: int
     max_seq_length: int
     max_upload_bytes: int
+    max_drop_bytes: int
+    prepare_max_attempts: int
     min_train_rows: int
     hf_local_datasets_dir: str
     ml_backend: str

@@ -1,11 +1,18 @@
-"""The dataset backstop: a preparation that crashed is done again from its source blob.
+"""The dataset backstop: a preparation that crashed is done again from its source blob, a bounded number of times.
 
 Why: ingestion's ledger record (state ``preparing``) is its claim, kept fresh by a heartbeat; if the Function
 instance dies mid-preparation, nothing retries it unless the blob trigger delivers the blob again, which it may
-never do. So each reconciler tick finds ``preparing`` records whose heartbeat is stale (ingest's own rule,
-``claim_is_stale``) and hands their source blob to the same entry point a delivery uses (``ingest_blob``), which
-takes the stale claim over. Nothing is lost: the upload itself is never changed, and a source blob deleted since
-is recorded as the dataset's error instead of being retried forever.
+never do. So the ``redrive_preparations`` timer finds ``preparing`` records whose heartbeat is stale (ingest's own
+rule, ``claim_is_stale``) and hands their source blob to the same entry point a delivery uses (``ingest_blob``),
+which takes the stale claim over. Nothing is lost: the upload itself is never changed, and a source blob deleted
+since is recorded as the dataset's error instead of being retried forever.
+
+Bounded (``shared/ingest_limits.py``): a preparation started ``PREPARE_MAX_ATTEMPTS`` times for the same upload
+without finishing is recorded as ``failed`` with the reason instead of being started again.
+
+Off the reconciler's path: a preparation may take minutes (``MAX_DROP_BYTES`` is sized so that one fits in a
+function invocation), so it runs in its own timer function, never inside the reconcile tick, whose deployment
+steps must not wait behind it (nor die with it, when a poisoned file kills the process that prepares it).
 """
 
 from __future__ import annotations
@@ -13,15 +20,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.ingest_limits import exhausted, exhausted_reason
 from shared.ledger import DatasetRecord
 from shared.runs.context import RunContext, new_owner
 from shared.timeutil import iso
 
 log = logging.getLogger(__name__)
 
-# Preparing a big upload takes minutes; a timer tick re-drives at most this many so it never runs for long.
-MAX_REDRIVES_PER_TICK = 2
-REDRIVE_LEASE_SECONDS = 120.0  # two reconcilers never re-drive the same dataset at once
+# One preparation may take most of an invocation (MAX_DROP_BYTES is sized for it): one per timer invocation.
+MAX_REDRIVES_PER_TICK = 1
+REDRIVE_LEASE_SECONDS = 120.0  # two timers never re-drive the same dataset at once
+INTERRUPTED = "preparation was interrupted and cannot be redone"
 
 
 def stale_preparing(ctx: RunContext) -> list[DatasetRecord]:
@@ -58,25 +67,28 @@ def redrive(ctx: RunContext, record: DatasetRecord) -> str:
         fresh = ctx.ledger.get(DatasetRecord, record.model, record.dataset_id)
         if fresh is None or not claim_is_stale(fresh):
             return "skipped: no longer stale"
+        if exhausted(ctx.settings, fresh):
+            return _give_up(ctx, fresh, exhausted_reason(ctx.settings, fresh))
         container, _, name = fresh.source_blob.partition("/")
         if not container or not name:
-            return _give_up(ctx, fresh, f"its source blob is unknown ({fresh.source_blob!r}); upload the data again")
+            reason = f"its source blob is unknown ({fresh.source_blob!r}); upload the data again"
+            return _give_up(ctx, fresh, f"{INTERRUPTED}: {reason}")
         client = blob_service(ctx.settings).get_blob_client(container, name)
         if not client.exists():
-            return _give_up(ctx, fresh, f"its source blob {fresh.source_blob} no longer exists; upload the data again")
+            reason = f"its source blob {fresh.source_blob} no longer exists; upload the data again"
+            return _give_up(ctx, fresh, f"{INTERRUPTED}: {reason}")
         log.warning("dataset %s/%s was left preparing; preparing it again", fresh.model, fresh.dataset_id)
         result = ingest_blob(client, settings=ctx.settings, ledger=ctx.ledger)
         if result.dataset_id and result.dataset_id != fresh.dataset_id:
             # The blob was overwritten with other bytes: that content is its own dataset; this one cannot be redone.
-            _give_up(ctx, fresh, f"{fresh.source_blob} now holds other data (dataset {result.dataset_id})")
+            reason = f"{fresh.source_blob} now holds other data (dataset {result.dataset_id})"
+            _give_up(ctx, fresh, f"{INTERRUPTED}: {reason}")
         return result.action
     finally:
         ctx.ledger.release_lease(lease, owner)
 
 
-def _give_up(ctx: RunContext, record: DatasetRecord, reason: str) -> str:
-    message = f"preparation was interrupted and cannot be redone: {reason}"
-
+def _give_up(ctx: RunContext, record: DatasetRecord, message: str) -> str:
     def change(current: DatasetRecord | None) -> DatasetRecord | None:
         if current is None or current.state != "preparing":
             return None

@@ -25,15 +25,14 @@ MAX_STEPS_PER_TICK = 12
 
 @dataclass
 class TickReport:
-    """What one timer tick did: per run (backstop), per model (the actions taken, in order), per dataset
-    whose crashed preparation was re-driven (``"model/dataset_id"``), per model whose platform state drifted
+    """What one timer tick did: per run (backstop), per model (the actions taken, in order), per model whose
+    platform state drifted
     (``drift``), per orphan deployment suspect (``orphans``, ``"endpoint/deployment"``) and per sleeping model
     whose failed wake was retried automatically (``wakes``)."""
 
     started_at: str = field(default_factory=iso)
     runs: dict[str, str] = field(default_factory=dict)
     models: dict[str, list[str]] = field(default_factory=dict)
-    datasets: dict[str, str] = field(default_factory=dict)
     drift: dict[str, str] = field(default_factory=dict)
     orphans: dict[str, str] = field(default_factory=dict)
     wakes: dict[str, str] = field(default_factory=dict)
@@ -43,7 +42,6 @@ class TickReport:
             "started_at": self.started_at,
             "runs": self.runs,
             "models": self.models,
-            "datasets": self.datasets,
             "drift": self.drift,
             "orphans": self.orphans,
             "wakes": self.wakes,
@@ -104,16 +102,16 @@ def reconcile_model(
 
 
 def reconcile_all(ctx: RunContext | None = None) -> TickReport:
-    """The timer's tick: crashed preparations re-driven, the backstop over unfinished runs, then every model."""
+    """The timer's tick: the backstop over unfinished runs, failed wakes retried when due, drift repaired, every
+    model's next steps, orphan deployments deleted. Crashed preparations are re-driven by their own timer
+    (``redrive_preparations``), never here: a preparation may take minutes, the deployment steps must not wait."""
     from shared.reconcile.backstop import tend_runs
-    from shared.reconcile.datasets import redrive_stale_datasets
     from shared.reconcile.drift import repair_drift
     from shared.reconcile.gc import collect_orphans
     from shared.reconcile.wake import retry_due_wakes
 
     ctx = ctx or RunContext.default()
     report = TickReport()
-    report.datasets = redrive_stale_datasets(ctx)
     report.runs = tend_runs(ctx)
     report.wakes = retry_due_wakes(ctx)
     endpoints = _managed_endpoints(ctx)
@@ -130,8 +128,7 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
         report.orphans = collect_orphans(ctx, endpoints)
     busy = {name: steps for name, steps in report.models.items() if steps not in (["idle"], ["sleeping"])}
     log.info(
-        "reconcile tick: datasets %s, runs %s, drift %s, models %s, orphans %s",
-        report.datasets,
+        "reconcile tick: runs %s, drift %s, models %s, orphans %s",
         report.runs,
         report.drift,
         busy,

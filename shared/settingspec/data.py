@@ -94,6 +94,24 @@ DATA_PREPARATION: tuple[Setting, ...] = (
         minimum=1,
     ),
     Setting(
+        "MAX_DROP_BYTES",
+        "max_drop_bytes",
+        str(10 * 1024**3),
+        "Largest file dropped under incoming/ that is prepared; a bigger one is refused at once (too_large), "
+        "because one function invocation could not prepare it within functionTimeout (README: Reliability).",
+        as_int,
+        minimum=1,
+    ),
+    Setting(
+        "PREPARE_MAX_ATTEMPTS",
+        "prepare_max_attempts",
+        "3",
+        "Times a dataset's preparation is started before a preparation that keeps dying (crash, timeout) is "
+        "recorded as failed; the upload is kept.",
+        as_int,
+        minimum=1,
+    ),
+    Setting(
         "MIN_TRAIN_ROWS",
         "min_train_rows",
         "10",

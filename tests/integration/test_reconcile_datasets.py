@@ -1,5 +1,5 @@
-"""The reconciler re-drives a dataset whose preparation crashed (left ``preparing`` with a stale heartbeat) from
-its source blob on Azurite, through ingestion's own entry point; a preparation still alive is left alone, and a
+"""The re-drive timer prepares again a dataset whose preparation crashed (left ``preparing`` with a stale heartbeat)
+from its source blob on Azurite, through ingestion's own entry point; a preparation still alive is left alone, and a
 source blob deleted since is recorded as the dataset's error instead of being retried forever."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from shared.chatdata import content_id
 from shared.dropzone import dataset_prefix
 from shared.ingest import STALE_CLAIM_SECONDS
 from shared.ledger import DatasetRecord, Ledger
-from shared.reconcile.tick import reconcile_all
+from shared.reconcile.datasets import redrive_stale_datasets
 from shared.runs.context import RunContext
 from shared.timeutil import iso, utcnow
 from tests.integration import ingest_helpers
@@ -46,9 +46,9 @@ def test_one_tick_prepares_a_stale_dataset_and_leaves_a_live_one(container, ledg
     )
     ctx = RunContext(settings=settings, ledger=ledger)
 
-    report = reconcile_all(ctx)
+    report = redrive_stale_datasets(ctx)
 
-    assert report.datasets == {f"{MODEL}/{crashed.dataset_id}": "prepared"}
+    assert report == {f"{MODEL}/{crashed.dataset_id}": "prepared"}
     record = ledger.get(DatasetRecord, MODEL, crashed.dataset_id)
     assert record is not None and record.state == "prepared" and record.report["train"] > 0
     assert record.run_id and [run.run_id for run in runs_of(ledger, MODEL)] == [record.run_id]
@@ -57,7 +57,7 @@ def test_one_tick_prepares_a_stale_dataset_and_leaves_a_live_one(container, ledg
     assert still is not None and still.state == "preparing" and still.updated_at == alive.updated_at
     assert not container.get_blob_client(f"{alive.prefix}train.jsonl").exists()
     # The next tick has nothing left to re-drive.
-    assert reconcile_all(ctx).datasets == {}
+    assert redrive_stale_datasets(ctx) == {}
 
 
 def test_a_stale_dataset_whose_blob_is_gone_fails_with_the_reason(container, ledger, settings, no_training):
@@ -66,8 +66,8 @@ def test_a_stale_dataset_whose_blob_is_gone_fails_with_the_reason(container, led
     container.delete_blob(name)
     ctx = RunContext(settings=settings, ledger=ledger)
 
-    assert reconcile_all(ctx).datasets == {f"{MODEL}/{gone.dataset_id}": "failed"}
+    assert redrive_stale_datasets(ctx) == {f"{MODEL}/{gone.dataset_id}": "failed"}
     record = ledger.get(DatasetRecord, MODEL, gone.dataset_id)
     assert record is not None and record.state == "failed"
     assert name in record.error and "upload the data again" in record.error
-    assert reconcile_all(ctx).datasets == {}
+    assert redrive_stale_datasets(ctx) == {}
