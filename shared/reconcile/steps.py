@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from shared import crashpoints
 from shared.backends.base import MANAGED_TAG, MODEL_TAG, BackendError, DeploymentPhase
@@ -34,15 +33,11 @@ from shared.reconcile.plan import (
     CLEANUP,
     CREATE,
     ENDPOINT,
-    IDLE,
     PROVISIONING,
-    SLEEPING,
     SMOKE,
     START,
-    STEPS,
     TRAFFIC,
     deployment_reason,
-    next_action,
 )
 from shared.reconcile.smoke import FALLBACK_CONVERSATION, first_conversation, output_text, smoke_payload
 from shared.reconcile.wake import CAPACITY_CODES, record_failed_wake
@@ -393,20 +388,15 @@ def run_step(ctx: RunContext, model: ModelRecord, action: str) -> bool:
             return rollback(ctx, model, deployment_reason(user_reason(exc)), action, capacity=capacity)
 
 
-__all__: list[Any] = [
-    "ABANDON",
-    "CLEANUP",
-    "CREATE",
-    "ENDPOINT",
-    "IDLE",
-    "PROVISIONING",
-    "SLEEPING",
-    "SMOKE",
-    "START",
-    "STEPS",
-    "TRAFFIC",
-    "deployment_reason",
-    "next_action",
+__all__ = [
+    "HANDLERS",
+    "cleanup",
+    "create_deployment",
+    "ensure_endpoint",
+    "move_traffic",
+    "rollback",
     "run_step",
+    "smoke_test",
     "step_boundary",
+    "watch_provisioning",
 ]

@@ -9,8 +9,7 @@ import pytest
 
 from shared.ledger import ModelRecord, RunRecord
 from shared.reconcile.backstop import poll_due
-from shared.reconcile.smoke import conversation_prefix, output_text, smoke_payload
-from shared.reconcile.steps import (
+from shared.reconcile.plan import (
     ABANDON,
     CLEANUP,
     IDLE,
@@ -21,6 +20,7 @@ from shared.reconcile.steps import (
     deployment_reason,
     next_action,
 )
+from shared.reconcile.smoke import conversation_prefix, output_text, smoke_payload
 from shared.runs.context import is_forward, run_is_newer
 from shared.runs.outcome import lineage_tags
 from shared.timeutil import iso, utcnow
