@@ -5,7 +5,8 @@
   the worker caches it per blob for good, so the reading is done by a client closed when the ingest ends.
 - ``redrive_preparations``: timer (``RECONCILE_SCHEDULE``) preparing again what a crashed preparation left behind.
 - ``POST /api/models/{model}/datasets``: upload a JSONL (or gzip) body; ``GET`` lists the model's datasets.
-- ``GET /api/models/{model}/datasets/{dataset_id}``: a dataset's state and report (the upload's status URL).
+- ``GET /api/models/{model}/datasets/{dataset_id}``: a dataset's state and report (the upload's status URL);
+  ``DELETE`` excludes it from the model's later corpora (and retrains without it), ``POST .../include`` undoes that.
 - ``POST /api/models/{model}/imports``, ``GET /api/models/{model}/imports/{import_id}``: Hugging Face imports.
 """
 
@@ -80,6 +81,28 @@ def model_dataset(req: func.HttpRequest) -> func.HttpResponse:
 
     model, dataset_id = req.route_params.get("model", ""), req.route_params.get("dataset_id", "")
     return answer(get_dataset(deps.settings(), deps.ledger(), model, dataset_id))
+
+
+def _set_excluded(req: func.HttpRequest, excluded: bool) -> func.HttpResponse:
+    from shared.runs.exclusion import exclusion_view, set_excluded
+
+    model, dataset_id = req.route_params.get("model", ""), req.route_params.get("dataset_id", "")
+    record, run_id = set_excluded(deps.run_context(), model, dataset_id, excluded)
+    return answer(exclusion_view(record, run_id))
+
+
+@bp.route(route="api/models/{model}/datasets/{dataset_id}", methods=["DELETE"])
+@handles_errors
+def model_dataset_exclude(req: func.HttpRequest) -> func.HttpResponse:
+    """Exclude the dataset from every later corpus (its files are kept) and retrain without it."""
+    return _set_excluded(req, True)
+
+
+@bp.route(route="api/models/{model}/datasets/{dataset_id}/include", methods=["POST"])
+@handles_errors
+def model_dataset_include(req: func.HttpRequest) -> func.HttpResponse:
+    """Undo an exclusion: the dataset is in the model's corpus again (and a run trains on it)."""
+    return _set_excluded(req, False)
 
 
 @bp.route(route="api/models/{model}/imports", methods=["POST"])

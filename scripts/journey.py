@@ -28,6 +28,7 @@ FAST_ENV = {
     "IDLE_SWEEP_SCHEDULE": "*/5 * * * * *",
     "ENDPOINT_IDLE_MINUTES": "0.4",
     "CANARY_PERCENT": "0",
+    "TRAINING_DEBOUNCE_SECONDS": "3",  # uploads a few seconds apart train in one run
 }
 
 
@@ -200,6 +201,8 @@ class Journey:
             return
         progress = (detail.get("job") or {}).get("progress") or {}
         parts = [f"run {detail['run_id']}: {detail['state']}"]
+        if (detail.get("waiting") or {}).get("reason"):
+            parts.append(str(detail["waiting"]["reason"]))
         if progress.get("stage"):
             parts.append(str(progress["stage"]))
         if progress.get("step") is not None and progress.get("max_steps"):

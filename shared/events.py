@@ -220,8 +220,21 @@ def handle_event(raw: Any, ctx: Any = None, *, reconcile: bool = True) -> EventO
         log.info("job event %s for run %s: %s", event.event_type, run.run_id, action, extra=run_ids(run))
         outcome = EventOutcome(action, f"{event.kind} {event.status}".strip(), run.run_id, run.model, event.job_name)
         if reconcile and outcome.applied:
+            if state.terminal:
+                _submit_follow_up(ctx, run.model)
             _reconcile_now(ctx, run.model)
     return outcome
+
+
+def _submit_follow_up(ctx: Any, model: str) -> None:
+    """A job ended: the run that gathered data meanwhile may go now (single flight). Its corpus is built by the
+    reconciler's ticks, never here (Event Grid wants an answer within 30 s); one built already is submitted."""
+    try:
+        from shared.runs.waiting import advance_model
+
+        advance_model(ctx, model, build_seconds=None)
+    except Exception:  # the event is handled; the next tick submits the follow-up
+        log.exception("moving the waiting run of model %s on after a job event failed; the next tick retries", model)
 
 
 def _our_run(ctx: Any, event: JobEvent) -> Any:

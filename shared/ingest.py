@@ -9,7 +9,8 @@ Idempotent, because blob triggers deliver at least once:
   ``STALE_CLAIM_SECONDS`` (the owner crashed), it takes the claim over; if it waits too long, it fails so that the
   host retries it later.
 - Outputs are committed block lists: rewriting them gives the same bytes. The upload itself is never changed.
-- The run is created by ``shared.runs.submit.start_run_for_dataset``, itself idempotent per (model, dataset).
+- The dataset is then gathered into its model's next run (``shared.runs.submit.start_run_for_dataset``,
+  idempotent per dataset): many datasets arriving together train in one run, on the model's whole corpus.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from shared import crashpoints
 from shared.dropzone import IngestResult, classify, dataset_prefix
 from shared.errors import RetryLater
 from shared.ledger import AlreadyExistsError, ConflictError, DatasetRecord, Ledger
-from shared.names import run_id_for
 from shared.timeutil import iso, parse_iso, utcnow
 
 if TYPE_CHECKING:
@@ -272,8 +272,8 @@ def _finish(ledger: Ledger, record: DatasetRecord, state: str, report: dict[str,
         current.state = state
         current.report = ledger_report(report) if report else current.report
         current.error = error
-        if state == "prepared":  # the run's id is known now (one run per dataset); it is created right after
-            current.run_id = run_id_for(current.model, current.dataset_id)
+        if state == "prepared":
+            current.prepared_at = iso()
         current.updated_at = iso()
         return current
 
@@ -283,11 +283,10 @@ def _finish(ledger: Ledger, record: DatasetRecord, state: str, report: dict[str,
 
 
 def _ensure_run(ledger: Ledger, record: DatasetRecord) -> DatasetRecord:
-    """Hand a prepared dataset to run submission, which is idempotent per (model, dataset): a repeated delivery
-    re-drives a run whose creation was interrupted. The record already names the run (``_finish``)."""
+    """Gather a prepared dataset into its model's next run (``shared.runs.submit.start_run_for_dataset``),
+    idempotent per dataset: a repeated delivery finds the run that gathered it, or re-drives an interrupted one.
+    Returns the record as it is now (naming that run)."""
     from shared.runs.submit import start_run_for_dataset
 
-    run = start_run_for_dataset(ledger, record)
-    if run.run_id != record.run_id:  # both come from names.run_id_for; a mismatch is a bug worth seeing
-        log.error("run %s created for dataset %s, which names %s", run.run_id, record.dataset_id, record.run_id)
-    return record
+    start_run_for_dataset(ledger, record)
+    return ledger.get(DatasetRecord, record.model, record.dataset_id) or record

@@ -18,7 +18,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.errors import Conflict
-from shared.records import ActivityRecord, DatasetRecord, LeaseRecord, ModelRecord, Record, RunRecord
+from shared.records import (
+    ActivityRecord,
+    DatasetRecord,
+    LeaseRecord,
+    ModelRecord,
+    Record,
+    RunRecord,
+    TrainingRecord,
+)
 from shared.settings import Settings
 from shared.timeutil import iso, parse_iso, utcnow
 
@@ -37,6 +45,7 @@ __all__ = [
     "ModelRecord",
     "Record",
     "RunRecord",
+    "TrainingRecord",
     "get_ledger",
     "reset_ledger",
 ]

@@ -141,9 +141,14 @@ def _public(progress: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in progress.items() if not any(hint in k.lower() for hint in _SECRET_HINTS)}
 
 
-def latest_run(ledger: Ledger, model: str) -> RunRecord | None:
-    """The model's most recently created run (runs are few per model; one partition query)."""
-    runs = list(ledger.query(RunRecord, "PartitionKey eq @model", model=model))
+def runs_of(ledger: Ledger, model: str) -> list[RunRecord]:
+    """The model's runs (few per model: one partition query)."""
+    return list(ledger.query(RunRecord, "PartitionKey eq @model", model=model))
+
+
+def latest_run(ledger: Ledger, model: str, runs: list[RunRecord] | None = None) -> RunRecord | None:
+    """The model's most recently created run."""
+    runs = runs_of(ledger, model) if runs is None else runs
     return max(runs, key=lambda run: run.created_at) if runs else None
 
 
@@ -239,18 +244,25 @@ def _gateway_last(ledger: Ledger, model: str) -> str | None:
 def get_model_view(
     settings: Settings, ledger: Ledger, model: str, backend: MLBackend | None = None, now: datetime | None = None
 ) -> dict[str, Any] | None:
-    """One model's view, or None when the ledger does not know the model."""
+    """One model's view, with what it has not trained on yet (``training``); None when the ledger knows neither
+    the model nor any run of it (a model whose data is still on its way to a first version is ``new``)."""
+    from shared.runs.pending import training_view
+
     record = ledger.get(ModelRecord, "models", model)
-    if record is None:
+    runs = runs_of(ledger, model)
+    if record is None and not runs:
         return None
-    return model_view(
+    record = record or ModelRecord(model=model)
+    view = model_view(
         record,
         settings,
         gateway_last=_gateway_last(ledger, model),
         endpoint=_endpoint_facts(settings, backend, record, None, lookup=True),
-        run=latest_run(ledger, model),
+        run=latest_run(ledger, model, runs),
         now=now,
     )
+    view["training"] = training_view(ledger, settings, model, runs, now)
+    return view
 
 
 def list_model_views(

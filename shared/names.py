@@ -1,4 +1,4 @@
-"""Names users choose (models) and names we derive from them (endpoints, deployments, run ids)."""
+"""Names users choose (models) and names we derive from them (endpoints, deployments)."""
 
 from __future__ import annotations
 
@@ -71,8 +71,3 @@ def endpoint_name_for(settings: Settings, model: str) -> str:
 
 def deployment_name(version: str) -> str:
     return f"v{version}"
-
-
-def run_id_for(model: str, dataset_id: str) -> str:
-    """One run per (model, dataset): the same bytes arriving twice never train twice."""
-    return f"{model}-{dataset_id[:12]}"

@@ -86,6 +86,7 @@ class DatasetRecord(Record):
 
 
 RUN_STATES = (
+    "waiting",
     "queued",
     "submitted",
     "running",
@@ -102,10 +103,15 @@ TERMINAL_RUN_STATES = frozenset({"live", "failed", "canceled", "superseded"})
 
 @dataclass
 class RunRecord(Record):
-    """One dataset going through train -> register -> deploy. ``timeline`` is ``[[state, iso_time], ...]``."""
+    """One corpus snapshot going through train -> register -> deploy. ``timeline`` is ``[[state, iso_time], ...]``.
+
+    ``corpus`` (``{"corpus_id", "mode", "datasets": [{"dataset_id", "train", "test"}], "train", "test", "files"}``)
+    is set when the run leaves ``waiting``; ``dataset_id`` names its newest member (runs from before corpora
+    trained on that one dataset and have no ``corpus``).
+    """
 
     TABLE: ClassVar[str] = "Runs"
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("timeline", "metrics", "parameters", "details")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("timeline", "metrics", "parameters", "details", "corpus")
 
     model: str = ""
     run_id: str = ""
@@ -121,6 +127,7 @@ class RunRecord(Record):
     metrics: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    corpus: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=iso)
     updated_at: str = field(default_factory=iso)
     etag: str | None = None
@@ -179,6 +186,25 @@ class ModelRecord(Record):
 
 
 @dataclass
+class TrainingRecord(Record):
+    """Per model: the run that gathers new data (``waiting``) until it is submitted.
+
+    Kept apart from ``ModelRecord`` so that data arriving never invalidates the reconciler's ETags; the ETag on
+    this record is what makes two deliveries arriving at once join one run instead of opening two.
+    """
+
+    TABLE: ClassVar[str] = "Training"
+
+    model: str = ""
+    open_run_id: str = ""
+    updated_at: str = field(default_factory=iso)
+    etag: str | None = None
+
+    def keys(self) -> tuple[str, str]:
+        return "training", self.model
+
+
+@dataclass
 class ActivityRecord(Record):
     """Last scoring request per model, written by the gateway (debounced), read by the sweeper.
 
@@ -220,4 +246,5 @@ __all__ = [
     "ModelRecord",
     "Record",
     "RunRecord",
+    "TrainingRecord",
 ]

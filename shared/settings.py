@@ -23,6 +23,7 @@ from shared.settingspec.evaluation import EVALUATION
 from shared.settingspec.kinds import Setting
 from shared.settingspec.platform import LOCAL_BACKEND, ML_PLATFORM
 from shared.settingspec.serving import GATEWAY, OPERATIONS, SWEEPER
+from shared.settingspec.training import CONTINUOUS_TRAINING
 
 __all__ = ["SPEC", "Setting", "Settings", "SettingsError", "get_settings", "load_settings", "reset_settings"]
 
@@ -40,6 +41,7 @@ class SettingsError(PlatformError, ValueError):
 SPEC: tuple[Setting, ...] = (
     *STORAGE,
     *DATA_PREPARATION,
+    *CONTINUOUS_TRAINING,
     *ML_PLATFORM,
     *EVALUATION,
     *LOCAL_BACKEND,
@@ -74,6 +76,12 @@ class Settings:
     prepare_max_attempts: int
     min_train_rows: int
     hf_local_datasets_dir: str
+    corpus_mode: str
+    corpus_max_train_rows: int
+    corpus_max_age_days: float
+    training_debounce_seconds: float
+    on_new_data: str
+    max_runs_per_model_per_day: int
     ml_backend: str
     base_model: str
     base_model_version: str

@@ -18,5 +18,6 @@ def isolated_env(azurite: str, state_dir: Path, **extra: str) -> dict[str, str]:
         "TRAINING_CONTAINER": f"training-{suffix}",
         "ML_BACKEND": "local",
         "LOCAL_STATE_DIR": str(state_dir),
+        "TRAINING_DEBOUNCE_SECONDS": "0",  # one upload trains at once; the coalescing tests set their own window
         **extra,
     }

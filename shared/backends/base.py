@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from shared.errors import BackendError  # defined with the error hierarchy; the backends' error type
 
 __all__ = [
+    "CORPUS_TAG",
     "MANAGED_TAG",
     "BackendError",
     "BaseModelRef",
@@ -38,6 +39,7 @@ MANAGED_TAG = "autotune-managed"
 RUN_TAG = "autotune-run-id"
 MODEL_TAG = "autotune-model"
 DATASET_TAG = "autotune-dataset-id"
+CORPUS_TAG = "autotune-corpus-id"  # the corpus snapshot a job trained on (the version of its data assets)
 PIN_TAG = "autotune-pinned"
 # Tag naming the attempt of our run on model versions: a retried run registers its own version.
 ATTEMPT_TAG = "autotune-run-attempt"
@@ -98,7 +100,11 @@ class ComputeInfo:
 
 @dataclass(frozen=True)
 class FineTuneRequest:
-    """Everything a fine-tuning job needs; ``train_path`` / ``test_path`` are blob paths in the container."""
+    """Everything a fine-tuning job needs; ``train_path`` / ``test_path`` are blob paths in the container.
+
+    ``data_version`` names the data snapshot (the corpus id; empty for a run from before corpora, whose data is
+    the one dataset ``dataset_id``): Azure ML versions the train/test data assets by it.
+    """
 
     run_id: str
     model: str
@@ -109,6 +115,7 @@ class FineTuneRequest:
     base_model: BaseModelRef
     compute: ComputeInfo
     experiment: str
+    data_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from xxhash import xxh3_128_digest
 from shared.chatdata.prepare import conversation_digest
 from shared.errors import BadInput
 
+PROMPT_KEY = b'{"prompt":'
 MESSAGES_KEY = b',"messages":'
 TOOLS_KEY = b'],"tools":'  # preparation writes tools right after the messages array
 CLOSING_BRACE = 0x7D
@@ -31,21 +32,24 @@ class PreparedRowError(BadInput, ValueError):
 def row_digest(buffer: bytes, start: int, end: int) -> bytes:
     """The 16-byte conversation digest of the prepared row ``buffer[start:end]`` (without its newline).
 
-    The fast path is exact: inside a JSON string every ``"`` is escaped, so ``,"messages":`` with a bare quote is
-    the top-level key (prompt and prompt_id, the only keys before it, are strings). Tools, when a row has them,
-    follow the messages array (``],"tools":``); without that sequence after the messages key, the messages JSON
-    runs to the row's closing brace. A nested ``"tools"`` key merely takes the slower, exact path.
+    The fast path is exact for what preparation writes: inside a JSON string every ``"`` is escaped, so
+    ``,"messages":`` with a bare quote is the top-level key (prompt and prompt_id, the only keys before it, are
+    strings). Tools, when a row has them, follow the messages array (``],"tools":``); without that sequence after
+    the messages key, the messages JSON runs to the row's closing brace. Anything else (tools, a nested
+    ``"tools"`` key, a row not written by preparation) is parsed: any JSON object with a ``messages`` list has a
+    digest, the very one preparation gives it if the row is normalised.
     """
-    begin = buffer.find(MESSAGES_KEY, start, end)
-    if begin < 0 or end <= start or buffer[end - 1] != CLOSING_BRACE:
-        raise PreparedRowError('not a prepared row: no top-level "messages" key, or no closing brace')
-    begin += len(MESSAGES_KEY)
-    if buffer.find(TOOLS_KEY, begin, end) < 0:
-        return xxh3_128_digest(memoryview(buffer)[begin : end - 1])  # conversation_digest, without a copy
+    begin = buffer.find(MESSAGES_KEY, start, end) if buffer.startswith(PROMPT_KEY, start) else -1
+    if begin >= 0 and buffer[end - 1] == CLOSING_BRACE:
+        begin += len(MESSAGES_KEY)
+        if buffer.find(TOOLS_KEY, begin, end) < 0:
+            return xxh3_128_digest(memoryview(buffer)[begin : end - 1])  # conversation_digest, without a copy
     try:
         row = orjson.loads(buffer[start:end])
     except orjson.JSONDecodeError as exc:
         raise PreparedRowError(f"not a prepared row: {exc}") from None
+    if not isinstance(row, dict) or not isinstance(row.get("messages"), list):
+        raise PreparedRowError('not a prepared row: no "messages" list')
     tools = row.get("tools")
     return conversation_digest(orjson.dumps(row["messages"]), None if tools is None else orjson.dumps(tools))
 

@@ -10,7 +10,7 @@ from typing import Any
 from shared.cli.client import AppClient, add_connection_args
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-ACTIVE = {"queued", "submitted", "running", "completed", "registered", "deploying"}
+ACTIVE = {"waiting", "queued", "submitted", "running", "completed", "registered", "deploying"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -82,7 +82,7 @@ def runs_table(runs: list[dict[str, Any]]) -> str:
 
     if not runs:
         return "no runs yet"
-    return format_table(runs, ("run_id", "model", "state", "job_name", "registered_version", "updated_at"))
+    return format_table(runs, ("run_id", "model", "state", "corpus_id", "job_name", "registered_version", "updated_at"))
 
 
 def render_run(detail: dict[str, Any]) -> str:
@@ -92,8 +92,9 @@ def render_run(detail: dict[str, Any]) -> str:
         lines.append(f"job {job['name']}" + (f" · {job['studio_url']}" if job.get("studio_url") else ""))
     if detail.get("error"):
         lines.append(f"error: {detail['error']}")
+    lines += waiting_lines(detail.get("waiting")) + corpus_lines(detail.get("corpus"))
     dataset = detail.get("dataset") or {}
-    if dataset:
+    if dataset and not detail.get("corpus"):  # a run from before corpora: its one dataset
         counts = {"dataset": dataset.get("dataset_id"), **(dataset.get("summary") or {})}
         shown = [f"{key} {counts[key]}" for key in ("dataset", "train", "test", "rejected") if key in counts]
         lines.append(" · ".join(shown))
@@ -108,6 +109,34 @@ def render_run(detail: dict[str, Any]) -> str:
     if chart:
         lines += ["", chart]
     return "\n".join(lines)
+
+
+def waiting_lines(waiting: dict[str, Any] | None) -> list[str]:
+    """Why a waiting run waits, and the changes of data it gathered."""
+    if not waiting:
+        return []
+    lines = [f"waiting: {waiting.get('reason') or 'to be looked at by the next reconcile tick'}"]
+    lines += [f"  {change['at']}  {change['change']}" for change in waiting.get("changes") or []]
+    return lines
+
+
+def corpus_lines(corpus: dict[str, Any] | None) -> list[str]:
+    """The corpus snapshot a run trains on: its totals, then one line per member dataset."""
+    if not corpus:
+        return []
+    datasets = corpus.get("datasets") or []
+    total = corpus.get("datasets_total") or len(datasets)
+    head = (
+        f"corpus {corpus['corpus_id']} ({corpus.get('mode', 'cumulative')}) · {total} dataset(s) · "
+        f"train {corpus.get('train')} · test {corpus.get('test')}"
+    )
+    if corpus.get("duplicates"):
+        head += f" · {corpus['duplicates']} duplicate(s) left out"
+    lines = [head]
+    if total > len(datasets):
+        lines.append(f"  ... {total - len(datasets)} older dataset(s): see {corpus['files']['manifest']}")
+    lines += [f"  {d['dataset_id']}  train {d['train']:>7}  test {d['test']:>6}" for d in datasets]
+    return lines
 
 
 def loss_chart(history: dict[str, list[list[float]]], width: int = 72, height: int = 14) -> str:

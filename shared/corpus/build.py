@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.blobstream import BlockBlobWriter, block_id_for, commit_blocks, read_chunks, read_json, write_json
-from shared.corpus.merge import SPLITS, Merger, load_digests
+from shared.corpus.merge import SPLITS, CorpusDataError, Merger, load_digests
 from shared.corpus.select import LATEST, Member, Selection
 from shared.timeutil import iso
 
@@ -120,14 +121,23 @@ def _merge_member(
         split: BlockBlobWriter(container.get_blob_client(f"{prefix}{split}.jsonl"), block_id_prefix=f"m{index:05d}-")
         for split in SPLITS
     }
-    sources = [
-        (split, member.split_blob(split), read_chunks(container.get_blob_client(member.split_blob(split))))
-        for split in SPLITS
-    ]
+    sources = [(split, member.split_blob(split), _chunks(container, member.split_blob(split))) for split in SPLITS]
     counts, digests = merger.add_member(member.dataset_id, sources, writers["train"].write, writers["test"].write)
     blocks = {split: len(writer.stage_rest()) for split, writer in writers.items()}
     container.upload_blob(_digests_name(prefix, index), digests, overwrite=True)
     return {"dataset_id": member.dataset_id, "counts": counts.as_dict(), "blocks": blocks}
+
+
+def _chunks(container: ContainerClient, name: str) -> Iterator[bytes]:
+    """A member file's bytes; a file that is gone is the member's fault (named), not a storage outage."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        yield from read_chunks(container.get_blob_client(name))
+    except ResourceNotFoundError:
+        raise CorpusDataError(
+            f"{container.container_name}/{name} does not exist (deleted since it was prepared?)"
+        ) from None
 
 
 def _check_progress(done: list[dict[str, Any]], members: list[Member], corpus_id: str) -> None:

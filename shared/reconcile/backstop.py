@@ -3,6 +3,7 @@
 Why: Event Grid can drop or dead-letter an event, a subscription can be missing for a while (it is created
 after the code is deployed), and failed or canceled jobs emit no RunCompleted. So each tick looks at every run
 that is not finished yet and:
+- ``waiting``: moves it on (``shared.runs.waiting``: debounce, corpus, single flight, budget, submission);
 - ``queued``: (re)submits it (a crash or a throttled API left it unsubmitted; ``submit_run`` is idempotent);
 - ``submitted`` / ``running`` with no news for ``JOB_POLL_AFTER_MINUTES``: asks the platform for the job's state
   and reacts exactly as the event would have (``apply_job_state``);
@@ -14,6 +15,7 @@ that is not finished yet and:
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 
 from shared.backends.base import BackendError
@@ -22,11 +24,13 @@ from shared.runs.context import RunContext, mutate_run, run_ids
 from shared.runs.failure import fail_run, user_reason
 from shared.runs.outcome import apply_job_state, complete_run, offer_version
 from shared.runs.submit import submit_run
+from shared.runs.waiting import BUILD_SECONDS, advance_model
 from shared.timeutil import iso, parse_iso, utcnow
 
 log = logging.getLogger(__name__)
 
-PENDING_STATES = ("queued", "submitted", "running", "completed", "registered")
+BUILD_SECONDS_PER_TICK = 240.0  # all waiting runs together: the timer's invocation stays far below its timeout
+PENDING_STATES = ("waiting", "queued", "submitted", "running", "completed", "registered")
 MAX_POLL_ERRORS = 3
 
 
@@ -36,12 +40,17 @@ def pending_runs(ctx: RunContext) -> list[RunRecord]:
 
 
 def tend_runs(ctx: RunContext, now: datetime | None = None) -> dict[str, str]:
-    """One pass over unfinished runs; returns ``{run_id: what happened}`` for the runs that were acted on."""
+    """One pass over unfinished runs; returns ``{run_id: what happened}`` for the runs that were acted on.
+
+    Corpus building shares ``BUILD_SECONDS_PER_TICK`` across all waiting runs, so a tick with several big corpora
+    still ends well within the function timeout (each goes on in the next tick)."""
     now = now or utcnow()
     done: dict[str, str] = {}
+    build_until = time.monotonic() + BUILD_SECONDS_PER_TICK
     for run in pending_runs(ctx):
         try:
-            action = tend_run(ctx, run, now)
+            left = build_until - time.monotonic()
+            action = tend_run(ctx, run, now, build_seconds=min(left, BUILD_SECONDS) if left > 0 else None)
         except Exception as exc:  # one bad run must not stop the others; the next tick retries
             log.exception("backstop: run %s failed", run.run_id, extra=run_ids(run))
             action = f"error: {exc}"
@@ -57,7 +66,9 @@ def poll_due(run: RunRecord, now: datetime, after_minutes: float) -> bool:
     return last is None or now - last >= timedelta(minutes=after_minutes)
 
 
-def tend_run(ctx: RunContext, run: RunRecord, now: datetime) -> str:
+def tend_run(ctx: RunContext, run: RunRecord, now: datetime, *, build_seconds: float | None = BUILD_SECONDS) -> str:
+    if run.state == "waiting":
+        return advance_model(ctx, run.model, build_seconds=build_seconds).get(run.run_id, "")
     if run.state == "queued":
         after = submit_run(ctx, run)
         return f"submit: {after.state}" if after.state != "queued" else ""

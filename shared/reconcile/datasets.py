@@ -5,7 +5,9 @@ instance dies mid-preparation, nothing retries it unless the blob trigger delive
 never do. So the ``redrive_preparations`` timer finds ``preparing`` records whose heartbeat is stale (ingest's own
 rule, ``claim_is_stale``) and hands their source blob to the same entry point a delivery uses (``ingest_blob``),
 which takes the stale claim over. Nothing is lost: the upload itself is never changed, and a source blob deleted
-since is recorded as the dataset's error instead of being retried forever.
+since is recorded as the dataset's error instead of being retried forever. A dataset prepared but never gathered
+into a run (the process died in between) is gathered by the reconcile tick (``gather_stray_datasets``: a query
+and a few writes, nothing slow).
 
 Bounded (``shared/ingest_limits.py``): a preparation started ``PREPARE_MAX_ATTEMPTS`` times for the same upload
 without finishing is recorded as ``failed`` with the reason instead of being started again.
@@ -88,6 +90,24 @@ def redrive(ctx: RunContext, record: DatasetRecord) -> str:
         ctx.ledger.release_lease(lease, owner)
 
 
+def gather_stray_datasets(ctx: RunContext) -> dict[str, str]:
+    """Prepared datasets no run has gathered (ingestion died between preparing and gathering, and the blob was
+    never delivered again): gathered now, so their model trains on them. ``{"model/dataset_id": what happened}``."""
+    from shared.runs.create import create_run
+
+    done: dict[str, str] = {}
+    for record in ctx.ledger.query_eq(DatasetRecord, state="prepared", run_id=""):
+        if record.excluded:
+            continue
+        key = f"{record.model}/{record.dataset_id}"
+        try:
+            done[key] = f"gathered into run {create_run(ctx.ledger, record).run_id}"
+        except Exception as exc:  # one bad dataset must not stop the tick; the next tick tries again
+            log.exception("gathering dataset %s failed", key, extra=_ids(record))
+            done[key] = f"error: {type(exc).__name__}: {exc}"
+    return done
+
+
 def _give_up(ctx: RunContext, record: DatasetRecord, message: str) -> str:
     def change(current: DatasetRecord | None) -> DatasetRecord | None:
         if current is None or current.state != "preparing":
@@ -106,4 +126,4 @@ def _ids(record: DatasetRecord) -> dict[str, Any]:
     return {"model": record.model, "dataset_id": record.dataset_id}
 
 
-__all__ = ["MAX_REDRIVES_PER_TICK", "redrive", "redrive_stale_datasets", "stale_preparing"]
+__all__ = ["MAX_REDRIVES_PER_TICK", "gather_stray_datasets", "redrive", "redrive_stale_datasets", "stale_preparing"]

@@ -28,7 +28,8 @@ class TickReport:
     """What one timer tick did: per run (backstop), per model (the actions taken, in order), per model whose
     platform state drifted
     (``drift``), per orphan deployment suspect (``orphans``, ``"endpoint/deployment"``) and per sleeping model
-    whose failed wake was retried automatically (``wakes``)."""
+    whose failed wake was retried automatically (``wakes``), and per prepared dataset that no run had gathered
+    (``gathered``, ``"model/dataset_id"``)."""
 
     started_at: str = field(default_factory=iso)
     runs: dict[str, str] = field(default_factory=dict)
@@ -36,6 +37,7 @@ class TickReport:
     drift: dict[str, str] = field(default_factory=dict)
     orphans: dict[str, str] = field(default_factory=dict)
     wakes: dict[str, str] = field(default_factory=dict)
+    gathered: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class TickReport:
             "drift": self.drift,
             "orphans": self.orphans,
             "wakes": self.wakes,
+            "gathered": self.gathered,
         }
 
 
@@ -106,12 +109,14 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
     model's next steps, orphan deployments deleted. Crashed preparations are re-driven by their own timer
     (``redrive_preparations``), never here: a preparation may take minutes, the deployment steps must not wait."""
     from shared.reconcile.backstop import tend_runs
+    from shared.reconcile.datasets import gather_stray_datasets
     from shared.reconcile.drift import repair_drift
     from shared.reconcile.gc import collect_orphans
     from shared.reconcile.wake import retry_due_wakes
 
     ctx = ctx or RunContext.default()
     report = TickReport()
+    report.gathered = gather_stray_datasets(ctx)
     report.runs = tend_runs(ctx)
     report.wakes = retry_due_wakes(ctx)
     endpoints = _managed_endpoints(ctx)

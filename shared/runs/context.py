@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Forward order of a healthy run; a run never moves backwards (a late event for an earlier state changes nothing).
-RUN_ORDER = ("queued", "submitted", "running", "completed", "registered", "deploying", "live")
+RUN_ORDER = ("waiting", "queued", "submitted", "running", "completed", "registered", "deploying", "live")
 TERMINAL = frozenset({"live", "failed", "canceled", "superseded"})
-# States in which the training job may still be going (events and the backstop poll act on these).
+# States in which the training job may still be going (events and the backstop poll act on these); at most one
+# run per model is in one of them at a time (single flight, ``shared.runs.waiting``), retries apart.
 JOB_ACTIVE = frozenset({"queued", "submitted", "running"})
 
 
@@ -107,7 +108,7 @@ def advance_run(ledger: Ledger, run: RunRecord, state: str, *, error: str = "", 
 
 
 def find_run(ledger: Ledger, run_id: str) -> RunRecord | None:
-    """The run with this id, whatever its model (run ids are ``{model}-{dataset prefix}``)."""
+    """The run with this id, whatever its model (run ids are ``{model}-{12 hex}``)."""
     model, _, _ = run_id.rpartition("-")
     if model:
         found = ledger.get(RunRecord, model, run_id)

@@ -12,7 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared.backends.base import ATTEMPT_TAG, DATASET_TAG, MODEL_TAG, RUN_TAG, BackendError, JobState, JobStatus
+from shared.backends.base import (
+    ATTEMPT_TAG,
+    CORPUS_TAG,
+    DATASET_TAG,
+    MODEL_TAG,
+    RUN_TAG,
+    BackendError,
+    JobState,
+    JobStatus,
+)
 from shared.ledger import ModelRecord, RunRecord
 from shared.notify import RUN_SUCCEEDED, publish
 from shared.runs.context import (
@@ -162,6 +171,7 @@ def lineage_tags(run: RunRecord, metrics: dict[str, Any]) -> dict[str, str]:
         ATTEMPT_TAG: str(int(run.details.get("attempt", 1) or 1)),
         MODEL_TAG: run.model,
         DATASET_TAG: run.dataset_id,
+        CORPUS_TAG: str((run.corpus or {}).get("corpus_id", "")),
         JOB_NAME_TAG: run.job_name,
         BASE_MODEL_TAG: str(base.get("name", "")),
         BASE_VERSION_TAG: str(base.get("version", "")),

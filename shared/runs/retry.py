@@ -1,12 +1,14 @@
 """Retrying a failed or canceled run: the operator's explicit way back to ``queued``.
 
-Why an explicit action: a run is one per (model, dataset) and its states only move forward, so once the
-operator has fixed the cause (a bad ``finetune.json``, a retired ``BASE_MODEL``, quota) the same data could
-never train again. A retry is the one move backwards, and only from ``failed`` or ``canceled``: the timeline
-keeps the history (``queued`` is appended, nothing removed), ``details.attempt`` counts attempts and
-``details.previous_attempts`` keeps each earlier attempt's state, error and job. The new attempt is submitted as
-ingestion submits a run (``submit_or_leave_queued``), under a job key that includes the attempt
-(``submit.job_key``), so the backend starts a NEW job instead of re-adopting the previous attempt's failed one.
+Why an explicit action: a run's states only move forward, and a corpus identical to the one a model last trained
+starts no new run, so once the operator has fixed the cause (a bad ``finetune.json``, a retired ``BASE_MODEL``,
+quota) the same data would never train again. A retry is the one move backwards, and only from ``failed`` or
+``canceled``: the timeline keeps the history (``queued`` is appended, nothing removed), ``details.attempt`` counts
+attempts and ``details.previous_attempts`` keeps each earlier attempt's state, error and job. The new attempt
+trains on the same corpus and is submitted as ingestion submits a run (``submit_or_leave_queued``); a run that
+ended before it had a corpus (canceled while ``waiting``) goes back to ``waiting`` instead. Jobs run under a key
+that includes the attempt (``submit.job_key``), so the backend starts a NEW job instead of re-adopting the
+previous attempt's failed one.
 """
 
 from __future__ import annotations
@@ -74,9 +76,14 @@ def requeue(run: RunRecord, at: str | None = None) -> bool:
     run.metrics = {}
     run.registered_model = ""
     run.registered_version = ""
-    run.transition("queued", at=at)
+    run.transition("waiting" if never_had_a_corpus(run) else "queued", at=at)
     run.details["retried_at"] = run.updated_at
     return True
+
+
+def never_had_a_corpus(run: RunRecord) -> bool:
+    """A run that ended while still waiting (canceled, or no data then): its retry gathers data again."""
+    return not run.corpus and any(state == "waiting" for state, _ in run.timeline)
 
 
 def previous_job_names(run: RunRecord) -> set[str]:
@@ -97,12 +104,17 @@ def retry_run(ctx: RunContext, run_id: str) -> RunRecord | None:
         return requeue(current, at=stamp)
 
     updated = mutate_run(ctx.ledger, run, change)
-    if updated.state != "queued" or updated.details.get("retried_at") != stamp:
+    if updated.state not in ("queued", "waiting") or updated.details.get("retried_at") != stamp:
         # Somebody else moved it meanwhile (another retry won the race): say what it is now.
         raise RetryStateError(f"run {run_id} is {updated.state}; it was changed while retrying, look again")
     log.info(
         "run %s retried by request (attempt %s)", updated.run_id, updated.details["attempt"], extra=run_ids(updated)
     )
+    if updated.state == "waiting":  # it gathers the model's corpus as it is now, like any waiting run
+        from shared.runs.waiting import advance_model
+
+        advance_model(ctx, updated.model, build_seconds=None)  # an HTTP request: the tick builds the corpus
+        return ctx.ledger.get(RunRecord, updated.model, updated.run_id) or updated
     return submit_or_leave_queued(ctx, updated)
 
 

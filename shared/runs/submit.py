@@ -41,8 +41,13 @@ def dataset_blob(model: str, dataset_id: str, split: str) -> str:
 def run_split_blob(run: RunRecord, split: str) -> str:
     """Blob path of the file a run trains on (``train``) or holds out (``test``).
 
-    The one place that knows which data a run used: training, the smoke test and evaluation all ask here.
+    The one place that knows which data a run used: training, the smoke test and evaluation all ask here. A run
+    trains on its corpus snapshot (``datasets/{model}/corpora/{corpus_id}/``, or in ``CORPUS_MODE=latest`` the
+    newest dataset's own files); a run from before corpora existed, on its one dataset.
     """
+    files = (run.corpus or {}).get("files") or {}
+    if split in files:
+        return files[split]
     return dataset_blob(run.model, run.dataset_id, split)
 
 
@@ -139,6 +144,7 @@ def _submit_locked(ctx: RunContext, run: RunRecord) -> tuple[RunRecord, JobStatu
             run_id=key,
             model=run.model,
             dataset_id=run.dataset_id,
+            data_version=(run.corpus or {}).get("corpus_id", ""),
             train_path=run_split_blob(run, "train"),
             test_path=run_split_blob(run, "test"),
             parameters=parameters,
@@ -233,17 +239,24 @@ def _note_attempt(ctx: RunContext, run: RunRecord, reason: str, *, retry: bool) 
 
 
 def start_run_for_dataset(ledger: Any, dataset: DatasetRecord, ctx: RunContext | None = None) -> RunRecord:
-    """Create the run for a prepared dataset (``queued``) and submit its job; idempotent per model and dataset.
+    """Gather a prepared dataset into its model's next run (``waiting``) and move that run on as far as it can go
+    now: submitted at once when the debounce is 0 and no job is in flight. Idempotent per dataset.
 
     Submission problems never raise here: they are recorded on the run (``failed`` with the reason, or still
-    ``queued`` for the reconciler to retry), because the dataset itself was prepared successfully.
+    ``waiting``/``queued`` for the reconciler), because the dataset itself was prepared successfully.
     """
+    from shared.runs.waiting import advance_model
+
     run = create_run(ledger, dataset)
-    if run.state != "queued":
+    if run.state != "waiting":
         return run
     if ctx is None:
         ctx = RunContext(settings=RunContext.default().settings, ledger=ledger)
-    return submit_or_leave_queued(ctx, run)
+    try:
+        advance_model(ctx, run.model)
+    except Exception:  # the dataset is prepared and gathered; the reconciler moves the run on
+        log.exception("could not move run %s on now; the reconciler will", run.run_id, extra=run_ids(run))
+    return ctx.ledger.get(RunRecord, run.model, run.run_id) or run
 
 
 def submit_or_leave_queued(ctx: RunContext, run: RunRecord) -> RunRecord:

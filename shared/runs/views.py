@@ -1,8 +1,9 @@
 """The runs API's answers: a paged list (newest first), one run in detail, and cancellation.
 
-Why the paging is done here: Table storage returns runs in key order (model, run id), not by time, and a run
-is one per dataset, so there are few; we read the filtered set, sort by creation time, and page with an
-opaque keyset token (the last run's time and id), which stays correct when new runs arrive between pages.
+Why the paging is done here: Table storage returns runs in key order (model, run id), not by time, and a model
+trains at most a few times a day (MAX_RUNS_PER_MODEL_PER_DAY), so there are few; we read the filtered set, sort
+by creation time, and page with an opaque keyset token (the last run's time and id), which stays correct when new
+runs arrive between pages.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def summary(run: RunRecord) -> dict[str, Any]:
         "run_id": run.run_id,
         "model": run.model,
         "dataset_id": run.dataset_id,
+        "corpus_id": (run.corpus or {}).get("corpus_id") or None,
         "state": run.state,
+        "waiting_reason": run.details.get("waiting_reason") if run.state == "waiting" else None,
         "job_name": run.job_name or None,
         "registered_version": run.registered_version or None,
         "error": run.error or None,
@@ -142,6 +145,18 @@ def _dataset_summary(ctx: RunContext, run: RunRecord) -> dict[str, Any] | None:
     }
 
 
+def waiting_detail(run: RunRecord) -> dict[str, Any] | None:
+    """Why a waiting run waits, until when, and the changes of data it gathered (``None`` once it left)."""
+    if run.state != "waiting":
+        return None
+    return {
+        "reason": run.details.get("waiting_reason"),
+        "not_before": run.details.get("not_before"),
+        "building": run.details.get("building"),
+        "changes": run.details.get("changes") or [],
+    }
+
+
 def run_detail(ctx: RunContext, run_id: str) -> dict[str, Any] | None:
     """Everything about one run; the job's live status is asked of the backend while it trains."""
     run = find_run(ctx.ledger, run_id)
@@ -150,6 +165,8 @@ def run_detail(ctx: RunContext, run_id: str) -> dict[str, Any] | None:
     body = summary(run)
     body["timeline"] = [{"state": state, "at": at} for state, at in run.timeline]
     body["dataset"] = _dataset_summary(ctx, run)
+    body["corpus"] = run.corpus or None  # set when the run leaves waiting
+    body["waiting"] = waiting_detail(run)
     job: dict[str, Any] = {"name": run.job_name or None, "backend": run.backend or None, "studio_url": None}
     metrics = dict(run.metrics)
     if run.job_name:
@@ -168,7 +185,8 @@ def run_detail(ctx: RunContext, run_id: str) -> dict[str, Any] | None:
     body["registered"] = (
         {"model": run.registered_model, "version": run.registered_version} if run.registered_version else None
     )
-    details = {k: v for k, v in run.details.items() if k not in ("progress", "loss_history")}
+    shown_apart = ("progress", "loss_history", "waiting_reason", "not_before", "building", "changes")
+    details = {k: v for k, v in run.details.items() if k not in shown_apart}
     body["details"] = details
     live_history = ((job.get("progress") or {}).get("history")) if job.get("progress") else None
     body["loss_history"] = live_history or run.details.get("loss_history") or None
@@ -185,25 +203,31 @@ def run_detail(ctx: RunContext, run_id: str) -> dict[str, Any] | None:
     return body
 
 
-def cancel_run(ctx: RunContext, run_id: str) -> RunRecord | None:
-    """Cancel a run's job (or a run still queued). None if there is no such run; RunStateError when too late."""
+CANCELABLE = JOB_ACTIVE | {"waiting"}
+
+
+def cancel_run(ctx: RunContext, run_id: str, *, reason: str = "canceled by request") -> RunRecord | None:
+    """Cancel a run's job (or a run still waiting or queued). None if there is no such run; RunStateError when
+    too late. A canceled waiting run gathers no more data: the next change of data opens a new run."""
     run = find_run(ctx.ledger, run_id)
     if run is None:
         return None
-    if run.state not in JOB_ACTIVE:
-        raise RunStateError(f"run {run_id} is {run.state}; only queued, submitted or running runs can be canceled")
+    if run.state not in CANCELABLE:
+        raise RunStateError(
+            f"run {run_id} is {run.state}; only waiting, queued, submitted or running runs can be canceled"
+        )
     owner = new_owner("cancel")
     lease = f"run:{run.run_id}"
     if not ctx.ledger.acquire_lease(lease, owner, 60):
         raise RunStateError(f"run {run_id} is being submitted or registered right now; try again in a minute")
     try:
         fresh = ctx.ledger.get(RunRecord, run.model, run.run_id) or run
-        if fresh.state not in JOB_ACTIVE:
+        if fresh.state not in CANCELABLE:
             raise RunStateError(f"run {run_id} is {fresh.state}; it can no longer be canceled")
         if fresh.job_name:
             ctx.backend.cancel_job(fresh.job_name)
-        log.info("run %s canceled by request", fresh.run_id, extra=run_ids(fresh))
-        return fail_run(ctx, fresh, "canceled by request", state="canceled", failed_step="cancel")
+        log.info("run %s %s", fresh.run_id, reason, extra=run_ids(fresh))
+        return fail_run(ctx, fresh, reason, state="canceled", failed_step="cancel")
     finally:
         ctx.ledger.release_lease(lease, owner)
 
@@ -217,4 +241,5 @@ __all__ = [
     "list_runs",
     "parse_limit",
     "run_detail",
+    "waiting_detail",
 ]

@@ -7,6 +7,7 @@ deletion, keys/scoring, metrics, retries and the worded errors users see.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from shared.backends.azureml import AzureMLBackend
 from shared.backends.azureml.client import RetrySettings
 from shared.backends.base import (
+    CORPUS_TAG,
     DATASET_TAG,
     MANAGED_TAG,
     MODEL_TAG,
@@ -118,6 +120,27 @@ def test_submission_request_shape(fake, backend):
             == f"azureml://datastores/autotune_training/paths/datasets/support-bot/{DATASET}/{split}.jsonl"
         )
         assert data["tags"][RUN_TAG] == RUN
+    assert not fake.unrouted
+
+
+def test_a_corpus_runs_data_assets_are_the_corpus_files_versioned_by_corpus_id(fake, backend):
+    corpus = "c0ffee00c0ffee00"
+    request = dataclasses.replace(
+        request_for(backend, run_id="support-bot-corpus1"),
+        data_version=corpus,
+        train_path=f"datasets/support-bot/corpora/{corpus}/train.jsonl",
+        test_path=f"datasets/support-bot/corpora/{corpus}/test.jsonl",
+    )
+    job_name = backend.submit_finetune(request)
+    (put,) = fake.find("PUT", f"/jobs/{job_name}")
+    assert put.body["properties"]["tags"][CORPUS_TAG] == corpus
+    inputs = put.body["properties"]["jobs"]["chat_completion_pipeline"]["inputs"]
+    for split in ("train", "test"):
+        assert inputs[f"{split}_file_path"]["uri"].endswith(f"/data/autotune-support-bot-{split}/versions/{corpus}")
+        (data_put,) = fake.find("PUT", f"/data/autotune-support-bot-{split}/versions/{corpus}")
+        data = data_put.body["properties"]
+        assert data["dataUri"].endswith(f"/paths/datasets/support-bot/corpora/{corpus}/{split}.jsonl")
+        assert data["tags"][CORPUS_TAG] == corpus and f"corpus {corpus}" in data["description"]
     assert not fake.unrouted
 
 

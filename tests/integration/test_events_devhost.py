@@ -2,7 +2,7 @@
 to the devhost's Event Grid webhook, the devhost runs ``on_ml_job_event`` (decoded by the worker's own
 converter), and the run moves on. Foreign and malformed deliveries are acknowledged and change nothing.
 
-The job here fails fast on purpose (its training split has no conversation), so no training time is spent."""
+The job here fails fast on purpose (its training split has no usable conversation), so no training time is spent."""
 
 from __future__ import annotations
 
@@ -14,7 +14,14 @@ import pytest
 from devhost.testing import DevHostProcess
 from shared.runs.submit import start_run_for_dataset
 from tests.conftest import SHARED_DIR
-from tests.integration.test_runs_support import make_context, prepare_dataset, run_of, shutdown_backend, wait_for
+from tests.integration.test_runs_support import (
+    UNTRAINABLE,
+    make_context,
+    prepare_dataset,
+    run_of,
+    shutdown_backend,
+    wait_for,
+)
 
 WEBHOOK = "/runtime/webhooks/eventgrid?functionName=on_ml_job_event"
 EVENTS = SHARED_DIR / "contracts" / "events"
@@ -24,7 +31,7 @@ def test_job_event_through_the_devhost_webhook(app_env: dict[str, str], monkeypa
     with DevHostProcess(env={**app_env, "RECONCILE_SCHEDULE": "0 0 0 1 1 *"}) as host:
         ctx = make_context(monkeypatch, AUTOTUNE_HOST_URL=host.url)
         try:
-            dataset = prepare_dataset(ctx, "broken-bot", seed=31, train_rows=[{"text": "no messages"}] * 3)
+            dataset = prepare_dataset(ctx, "broken-bot", seed=31, train_rows=UNTRAINABLE)
             run = start_run_for_dataset(ctx.ledger, dataset, ctx)
             assert run.state == "submitted"
             failed = wait_for(

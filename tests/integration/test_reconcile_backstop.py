@@ -52,11 +52,11 @@ def test_backstop_moves_runs_on_without_events(app_env: dict[str, str], monkeypa
     )
     try:
         dataset = prepare_dataset(ctx, MODEL, seed=21)
-        run = create_run(ctx.ledger, dataset)
-        assert run.state == "queued"
+        run = create_run(ctx.ledger, dataset)  # gathered; nothing has moved it on yet
+        assert run.state == "waiting"
 
         report = reconcile_all(ctx)
-        assert report.runs[run.run_id] == "submit: submitted"
+        assert report.runs[run.run_id] == "submitted"
         run = run_of(ctx, run)
         assert run.job_name
 

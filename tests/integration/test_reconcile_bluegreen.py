@@ -101,7 +101,7 @@ def test_blue_green_lifecycle(runs_ctx: RunContext, event_sink: EventSink, monke
     assert model.scoring_uri
     run1 = run_of(ctx, run1)
     assert run1.state == "live"
-    assert timeline(run1) == ["queued", "submitted", "completed", "registered", "deploying", "live"]
+    assert timeline(run1) == ["waiting", "queued", "submitted", "completed", "registered", "deploying", "live"]
     assert chat(ctx, endpoint).strip()
 
     # ---- duplicates, late news, step runs, other workspaces and other people's jobs change nothing ---------

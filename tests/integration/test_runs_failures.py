@@ -17,6 +17,7 @@ from shared.runs.context import RunContext
 from shared.runs.submit import start_run_for_dataset
 from tests.integration import test_runs_support as support
 from tests.integration.test_runs_support import (
+    UNTRAINABLE,
     EventSink,
     job_events,
     make_context,
@@ -76,7 +77,7 @@ def test_bad_operator_setting_names_the_setting(app_env: dict[str, str], monkeyp
 def test_failed_job_is_reported_by_its_event_with_the_jobs_error(runs_ctx: RunContext, event_sink: EventSink) -> None:
     ctx = runs_ctx
     # Rows our checks never saw (written straight into the split): the job's validate stage rejects them.
-    dataset = prepare_dataset(ctx, "broken-bot", seed=14, train_rows=[{"text": "no messages here"}] * 3)
+    dataset = prepare_dataset(ctx, "broken-bot", seed=14, train_rows=UNTRAINABLE)
     run = start_run_for_dataset(ctx.ledger, dataset, ctx)
     assert run.state == "submitted"
     events = job_events(event_sink, run.job_name, timeout=180)

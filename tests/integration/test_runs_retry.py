@@ -21,7 +21,14 @@ from shared.runs.context import RunContext
 from shared.runs.submit import start_run_for_dataset
 from tests.integration import test_runs_support as support
 from tests.integration.ingest_helpers import no_training  # noqa: F401 - fixture
-from tests.integration.test_runs_support import EventSink, job_events, prepare_dataset, run_of, upload_blob
+from tests.integration.test_runs_support import (
+    UNTRAINABLE,
+    EventSink,
+    job_events,
+    prepare_dataset,
+    run_of,
+    upload_blob,
+)
 
 event_sink = support.event_sink  # fixtures
 runs_ctx = support.runs_ctx
@@ -108,14 +115,14 @@ def test_fixed_finetune_json_then_retry_trains_to_registered(runs_ctx: RunContex
     assert handle_event(events[0], ctx, reconcile=False).action != "ignored"
     run = run_of(ctx, run)
     assert run.state == "registered" and run.registered_version == "1"
-    assert states(run) == ["queued", "failed", "queued", "submitted", "completed", "registered"]
+    assert states(run) == ["waiting", "queued", "failed", "queued", "submitted", "completed", "registered"]
 
 
 @pytest.mark.slow
 def test_retry_gets_a_new_job_and_ignores_the_old_jobs_late_event(runs_ctx: RunContext, event_sink: EventSink) -> None:
     ctx = runs_ctx
     # Rows our checks never saw: the job's validate stage rejects them, so every attempt's job fails.
-    dataset = prepare_dataset(ctx, "flaky-bot", seed=32, train_rows=[{"text": "no messages here"}] * 3)
+    dataset = prepare_dataset(ctx, "flaky-bot", seed=32, train_rows=UNTRAINABLE)
     run = start_run_for_dataset(ctx.ledger, dataset, ctx)
     first_job = run.job_name
     old_events = job_events(event_sink, first_job, timeout=180)

@@ -22,11 +22,15 @@ import pytest
 
 from shared.ledger import DatasetRecord, Ledger, ModelRecord, RunRecord
 from shared.runs.context import RunContext
+from shared.timeutil import iso
 
 T = TypeVar("T")
 
 # Small: the tiny base model learns it in a few seconds; max_steps keeps every training short.
 FAST_TRAINING = {"max_steps": 12}
+# Rows our checks never saw (written straight into a split): they reach the job, whose validate stage drops every
+# one of them (a question with no answer), so the job fails.
+UNTRAINABLE = [{"messages": [{"role": "user", "content": f"unanswered question {i}"}]} for i in range(30)]
 
 
 class EventSink:
@@ -128,36 +132,53 @@ def runs_ctx(app_env: dict[str, str], event_sink: EventSink, monkeypatch: pytest
 
 
 def conversations(count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` distinct support conversations (the topics the tiny model learns; a ticket number per seed)."""
     from tests.testdata import conversations as rows
 
-    return rows(count, seed=seed)
+    out = rows(count, seed=seed)
+    for index, row in enumerate(out):
+        question = next(m for m in row["messages"] if m["role"] == "user")
+        question["content"] += f" (ticket {seed}-{index})"
+    return out
 
 
 def prepare_dataset(
     ctx: RunContext, model: str, *, seed: int, rows: int = 24, train_rows: list[dict] | None = None
 ) -> DatasetRecord:
-    """What ingestion leaves behind: ``datasets/{model}/{id}/train.jsonl`` + ``test.jsonl`` and a prepared record."""
+    """What ingestion leaves behind: ``datasets/{model}/{id}/train.jsonl`` + ``test.jsonl`` written by the real
+    preparation (so split by conversation hash), ``rows - 4`` training and 4 held-out conversations, and a
+    prepared record. ``train_rows`` are written into train.jsonl as they are, as if our checks had not seen them."""
     from azure.core.exceptions import ResourceExistsError
 
+    from shared.chatdata import PrepareOptions, prepare
     from shared.storage import blob_service
 
-    data = conversations(rows, seed)
-    train, test = (train_rows if train_rows is not None else data[:-4]), data[-4:]
-    dataset_id = hashlib.sha256(json.dumps([train, test], sort_keys=True).encode()).hexdigest()[:24]
+    outputs: dict[str, list[bytes]] = {"train": [], "test": [], "rejected": []}
+    candidates = conversations(max(rows * 5, 120), seed)
+    body = "".join(json.dumps(row) + "\n" for row in candidates).encode()
+    options = PrepareOptions(test_percent=ctx.settings.test_split_percent, min_train_rows=1)
+    prepare([body], outputs["train"].append, outputs["test"].append, outputs["rejected"].append, options)
+    prepared = {split: b"".join(parts).splitlines(keepends=True) for split, parts in outputs.items()}
+    assert len(prepared["test"]) >= 4 and len(prepared["train"]) >= rows - 4, "draw more candidates"
+    files = {"train": b"".join(prepared["train"][: rows - 4]), "test": b"".join(prepared["test"][:4])}
+    if train_rows is not None:
+        files["train"] = "".join(json.dumps(row) + "\n" for row in train_rows).encode()
+    dataset_id = hashlib.sha256(files["train"] + b"\0" + files["test"]).hexdigest()[:16]
     container = blob_service(ctx.settings).get_container_client(ctx.settings.training_container)
     with contextlib.suppress(ResourceExistsError):
         container.create_container()
     prefix = f"datasets/{model}/{dataset_id}/"
-    for split, split_rows in (("train", train), ("test", test)):
-        body = "".join(json.dumps(row) + "\n" for row in split_rows).encode()
-        container.upload_blob(f"{prefix}{split}.jsonl", body, overwrite=True)
+    for split, data in files.items():
+        container.upload_blob(f"{prefix}{split}.jsonl", data, overwrite=True)
+    counts = {split: data.count(b"\n") for split, data in files.items()}
     record = DatasetRecord(
         model=model,
         dataset_id=dataset_id,
         state="prepared",
         source_blob=f"incoming/{model}/seed-{seed}.jsonl",
         prefix=prefix,
-        report={"total_lines": rows, "train": len(train), "test": len(test), "rejected": 0, "reasons": {}},
+        prepared_at=iso(),
+        report={"total_lines": rows, **counts, "rejected": 0, "reasons": {}},
     )
     return ctx.ledger.create(record)
 

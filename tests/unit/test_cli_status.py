@@ -46,3 +46,32 @@ def test_render_run_has_timeline_dataset_metrics_and_both_curves():
 def test_no_history_draws_nothing():
     assert loss_chart({}) == ""
     assert loss_chart({"loss": []}) == ""
+
+
+def test_render_run_shows_the_corpus_it_trains_on():
+    corpus = {
+        "corpus_id": "9f2c0a1b3d4e5f60",
+        "mode": "cumulative",
+        "datasets": [
+            {"dataset_id": "aaaaaaaaaaaaaaaa", "train": 90, "test": 10},
+            {"dataset_id": "bbbbbbbbbbbbbbbb", "train": 45, "test": 5},
+        ],
+        "train": 135,
+        "test": 15,
+        "duplicates": 7,
+        "files": {"train": "t", "test": "u", "manifest": "m"},
+    }
+    text = render_run({**DETAIL, "corpus": corpus})
+    assert "corpus 9f2c0a1b3d4e5f60 (cumulative) · 2 dataset(s) · train 135 · test 15 · 7 duplicate(s)" in text
+    assert "aaaaaaaaaaaaaaaa  train      90  test     10" in text and "bbbbbbbbbbbbbbbb" in text
+    assert "dataset c0dbe274fa814782 · train 275" not in text  # the corpus, not the newest dataset, is the data
+
+
+def test_render_run_says_why_a_run_waits():
+    waiting = {
+        "reason": "a job is running (run bot-1 (running)); submitted when it ends",
+        "changes": [{"at": "2026-11-28T04:00:00.000Z", "change": "dataset cccccccccccccccc prepared"}],
+    }
+    text = render_run({**DETAIL, "state": "waiting", "job": {}, "corpus": None, "waiting": waiting})
+    assert "waiting: a job is running (run bot-1 (running)); submitted when it ends" in text
+    assert "2026-11-28T04:00:00.000Z  dataset cccccccccccccccc prepared" in text

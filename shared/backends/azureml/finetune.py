@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from shared.backends.azureml.errors import is_not_found, to_backend_error
 from shared.backends.azureml.lineage import BASE_MODEL_TAG, check_component_inputs
 from shared.backends.base import (
+    CORPUS_TAG,
     DATASET_TAG,
     MODEL_TAG,
     RUN_TAG,
@@ -116,12 +117,15 @@ def datastore_uri(settings: Settings, blob_path: str) -> str:
 
 
 def job_tags(request: FineTuneRequest) -> dict[str, str]:
-    return {
+    tags = {
         RUN_TAG: request.run_id,
         MODEL_TAG: request.model,
         DATASET_TAG: request.dataset_id,
         BASE_MODEL_TAG: f"{request.base_model.name}:{request.base_model.version}",
     }
+    if request.data_version:
+        tags[CORPUS_TAG] = request.data_version
+    return tags
 
 
 def build_pipeline_job(
@@ -189,13 +193,16 @@ def get_pipeline_component(clients: AzureMLClients, settings: Settings) -> Any:
 
 
 def ensure_data_asset(clients: AzureMLClients, settings: Settings, request: FineTuneRequest, split: str) -> Any:
-    """Register the prepared split as a versioned ``uri_file`` data asset (lineage); return the job Input."""
+    """Register the run's split as a versioned ``uri_file`` data asset (lineage); return the job Input.
+
+    The version is the corpus id (one version per corpus snapshot), or the dataset id for a run from before
+    corpora; an asset version is immutable, and a corpus id names its content, so an existing one is reused."""
     from azure.ai.ml import Input
     from azure.ai.ml.entities import Data
 
     blob_path = request.train_path if split == "train" else request.test_path
     name = f"{settings.registered_model_prefix}{request.model}-{split}"
-    version = request.dataset_id
+    version = request.data_version or request.dataset_id
     path = datastore_uri(settings, blob_path)
     ws = clients.workspace
     try:
@@ -211,8 +218,12 @@ def ensure_data_asset(clients: AzureMLClients, settings: Settings, request: Fine
                 version=version,
                 type="uri_file",
                 path=path,
-                description=f"{split} split of dataset {request.dataset_id} for model {request.model}",
-                tags={RUN_TAG: request.run_id, MODEL_TAG: request.model, DATASET_TAG: request.dataset_id},
+                description=(
+                    f"{split} split of corpus {request.data_version} for model {request.model}"
+                    if request.data_version
+                    else f"{split} split of dataset {request.dataset_id} for model {request.model}"
+                ),
+                tags=job_tags(request),
             )
         )
     return Input(type="uri_file", path=f"azureml:{name}:{version}")
