@@ -19,6 +19,7 @@ import azure.functions as func
 import pytest
 
 from functions import ingest as ingest_api
+from functions import models as models_api
 from shared.corpus import CorpusOptions, build_corpus, read_manifest, select
 from shared.events import handle_event
 from shared.ingest import ingest_blob
@@ -250,6 +251,31 @@ def test_the_daily_budget_keeps_a_run_waiting_until_the_next_day(training) -> No
     assert run.state == "failed" and "LOCAL_BASE_MODEL" in run.error  # handed to submission (no base model here)
     assert [state for state, _ in run.timeline] == ["waiting", "queued", "failed"]
     assert sorted(members(run)) == sorted([data.dataset_id, more.dataset_id])
+
+
+def test_the_model_view_lists_what_the_model_has_not_trained_on(training) -> None:
+    ctx = training(MAX_RUNS_PER_MODEL_PER_DAY="1", LOCAL_BASE_MODEL="/nonexistent/base-model")
+    trained = RunRecord(model=MODEL, run_id=f"{MODEL}-trained00000", state="live")
+    for state in ("waiting", "queued", "submitted", "completed", "registered", "deploying", "live"):
+        trained.transition(state)
+    old = upload(ctx, "old.jsonl", conversations(30, seed=60))
+    first = run_of(ctx, runs(ctx)[0])  # failed on the missing base model, but it names its corpus
+    trained.corpus = first.corpus  # as if that corpus had trained and gone live today
+    ctx.ledger.create(trained)
+    new = upload(ctx, "new.jsonl", conversations(30, seed=61))
+    gone = upload(ctx, "gone.jsonl", conversations(30, seed=62))
+    ctx.ledger.mutate(DatasetRecord, MODEL, gone.dataset_id, lambda r: setattr(r, "excluded", True) or r)
+
+    request = func.HttpRequest(method="GET", url=f"/api/models/{MODEL}", body=b"", route_params={"model": MODEL})
+    response = models_api.models_get(request)
+    assert response.status_code == 200, response.get_body()  # a model with runs but no version yet is shown
+    training_view = json.loads(response.get_body())["training"]
+    assert training_view["trained"]["run_id"] == trained.run_id
+    assert [d["dataset_id"] for d in training_view["pending_datasets"]] == [new.dataset_id]
+    assert old.dataset_id not in {d["dataset_id"] for d in training_view["pending_datasets"]}
+    assert training_view["left_out"] == {gone.dataset_id: "excluded"}
+    waiting = training_view["waiting_run"]
+    assert waiting["run_id"] == runs(ctx)[-1].run_id and "MAX_RUNS_PER_MODEL_PER_DAY" in waiting["reason"]
 
 
 @pytest.mark.slow
