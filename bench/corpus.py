@@ -47,20 +47,22 @@ def child_corpus(workdir: Path, out: Path) -> dict:
     from shared.chatdata.reader import file_chunks
     from shared.corpus import Merger
 
+    reports = [json.loads((workdir / "prepared" / f"d{i}" / "report.json").read_text()) for i in range(DATASETS)]
     started, cpu = time.perf_counter(), time.process_time()
     merger = Merger(test_percent=10)
-    duplicates = 0
+    rows = {"train": 0, "test": 0, "duplicates": 0}
     with (out / "train.jsonl").open("wb") as train, (out / "test.jsonl").open("wb") as test:
-        for index in range(DATASETS):
+        for index, report in enumerate(reports):
             folder = workdir / "prepared" / f"d{index}"
             handles = {split: (folder / f"{split}.jsonl").open("rb") for split in ("train", "test")}
             splits = [(split, str(folder / split), file_chunks(handle)) for split, handle in handles.items()]
-            counts, _digests = merger.add_member(f"d{index}", splits, train.write, test.write)
-            duplicates += counts.duplicates
+            counts, _digests = merger.add_member(
+                f"d{index}", splits, train.write, test.write, tools=report["rows_with_tools"] > 0, write_beside=False
+            )
+            rows = {key: rows[key] + getattr(counts, key) for key in rows}
             for handle in handles.values():
                 handle.close()
-    rows = {split: _count_lines(out / f"{split}.jsonl") for split in ("train", "test")}
-    return _timed(started, cpu, **rows, duplicates=duplicates)
+    return _timed(started, cpu, **rows)
 
 
 def child_prepare(workdir: Path, out: Path) -> dict:
@@ -70,7 +72,7 @@ def child_prepare(workdir: Path, out: Path) -> dict:
     handles = [_upload(workdir, index).open("rb") for index in range(DATASETS)]
     concatenation = itertools.chain.from_iterable(file_chunks(handle) for handle in handles)
     outs = [(out / f"{name}.jsonl").open("wb") for name in ("train", "test", "rejected")]
-    report = prepare(concatenation, outs[0].write, outs[1].write, outs[2].write, PrepareOptions())
+    report = prepare(concatenation, outs[0].write, outs[1].write, outs[2].write, PrepareOptions(), write_beside=False)
     for handle in [*handles, *outs]:
         handle.close()
     return _timed(
@@ -83,7 +85,11 @@ def child_corpus_blob(workdir: Path, out: Path) -> dict:
 
     container = _container(out.name)
     started, cpu = time.perf_counter(), time.process_time()
-    members = [Member(f"d{i}", f"prepared/d{i}/", "", 0, 0) for i in range(DATASETS)]
+    reports = [json.loads((workdir / "prepared" / f"d{i}" / "report.json").read_text()) for i in range(DATASETS)]
+    members = [
+        Member(f"d{i}", f"prepared/d{i}/", "", 0, 0, tools=report["rows_with_tools"] > 0)
+        for i, report in enumerate(reports)
+    ]
     selection = Selection("bench", CorpusOptions(test_percent=10), members)
     result = build_corpus(container, selection, budget_seconds=3600)
     manifest = result.manifest or {}
@@ -118,11 +124,6 @@ CHILDREN = {
 
 def _timed(started: float, cpu: float, **result: int) -> dict:
     return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu, **result}
-
-
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def _container(name: str):
@@ -168,9 +169,10 @@ def prepare_each(workdir: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         outs = [(folder / f"{name}.jsonl").open("wb") for name in ("train", "test", "rejected")]
         with _upload(workdir, index).open("rb") as handle:
-            prepare(file_chunks(handle), outs[0].write, outs[1].write, outs[2].write, PrepareOptions())
+            report = prepare(file_chunks(handle), outs[0].write, outs[1].write, outs[2].write, PrepareOptions())
         for out in outs:
             out.close()
+        (folder / "report.json").write_text(json.dumps(report))
 
 
 def stage_in_azurite(workdir: Path, name: str) -> None:

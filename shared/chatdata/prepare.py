@@ -153,6 +153,7 @@ class _Run:
         self.objects = 0
         self.over_max_seq = 0
         self.train_tokens = 0
+        self.rows_with_tools = 0  # kept rows that carry tools (the corpus reads the others without a parse)
 
     def reject(self, line_no: int, reason: str, detail: str, raw: bytes | str, raw_len: int | None = None) -> None:
         self.reasons[reason] += 1
@@ -210,6 +211,8 @@ class _Run:
             return
         if warnings:
             self.warnings.update(warnings)
+        if tools_json is not None:
+            self.rows_with_tools += 1
         self.shapes[shape] += 1
         tokens = stats.estimate_tokens(chars, count)
         self.tokens[tokens] += 1
@@ -350,6 +353,7 @@ def _report(
         "first_rejections": run.first_rejections,
         "tokens_per_example": {**token_stats, "mean": stats.mean(run.tokens)},
         "over_max_seq_length": run.over_max_seq,
+        "rows_with_tools": run.rows_with_tools,
         "max_seq_length": options.max_seq_length,
         "token_estimate": stats.TOKEN_ESTIMATE_METHOD,
         "messages_per_example": {

@@ -29,7 +29,7 @@ class PreparedRowError(BadInput, ValueError):
     code = "invalid_prepared_row"
 
 
-def row_digest(buffer: bytes, start: int, end: int) -> bytes:
+def row_digest(buffer: bytes, start: int, end: int, tools: bool = True) -> bytes:
     """The 16-byte conversation digest of the prepared row ``buffer[start:end]`` (without its newline).
 
     The fast path is exact for what preparation writes: inside a JSON string every ``"`` is escaped, so
@@ -37,12 +37,13 @@ def row_digest(buffer: bytes, start: int, end: int) -> bytes:
     strings). Tools, when a row has them, follow the messages array (``],"tools":``); without that sequence after
     the messages key, the messages JSON runs to the row's closing brace. Anything else (tools, a nested
     ``"tools"`` key, a row not written by preparation) is parsed: any JSON object with a ``messages`` list has a
-    digest, the very one preparation gives it if the row is normalised.
+    digest, the very one preparation gives it if the row is normalised. ``tools=False`` skips looking for tools
+    (a scan of the row): for a file whose preparation report counts no ``rows_with_tools``.
     """
     begin = buffer.find(MESSAGES_KEY, start, end) if buffer.startswith(PROMPT_KEY, start) else -1
     if begin >= 0 and buffer[end - 1] == CLOSING_BRACE:
         begin += len(MESSAGES_KEY)
-        if buffer.find(TOOLS_KEY, begin, end) < 0:
+        if not tools or buffer.find(TOOLS_KEY, begin, end) < 0:
             return xxh3_128_digest(memoryview(buffer)[begin : end - 1])  # conversation_digest, without a copy
     try:
         row = orjson.loads(buffer[start:end])

@@ -122,7 +122,9 @@ def _merge_member(
         for split in SPLITS
     }
     sources = [(split, member.split_blob(split), _chunks(container, member.split_blob(split))) for split in SPLITS]
-    counts, digests = merger.add_member(member.dataset_id, sources, writers["train"].write, writers["test"].write)
+    counts, digests = merger.add_member(
+        member.dataset_id, sources, writers["train"].write, writers["test"].write, tools=member.tools
+    )
     blocks = {split: len(writer.stage_rest()) for split, writer in writers.items()}
     container.upload_blob(_digests_name(prefix, index), digests, overwrite=True)
     return {"dataset_id": member.dataset_id, "counts": counts.as_dict(), "blocks": blocks}

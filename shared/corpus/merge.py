@@ -72,21 +72,27 @@ class Merger:
         splits: Iterable[tuple[str, str, Iterable[bytes]]],
         write_train: Writer,
         write_test: Writer,
+        *,
+        tools: bool = True,
+        write_beside: bool = True,
     ) -> tuple[MemberCounts, bytes]:
         """Merge one member's splits (``(split, source name, chunks)``) into the writers; returns its counts and
         the digests of the rows it added, in order (16 bytes each: the checkpoint a later invocation resumes
-        from)."""
+        from). ``tools=False``: the member's report says no row carries tools (nothing to look for).
+        ``write_beside``: writes go to a helper thread (writers that wait on the network: blob blocks); False for
+        local files, whose writes are quick."""
         counts = MemberCounts(dataset_id)
         added = bytearray()
-        writing = Overlap(WRITES_IN_FLIGHT)
+        writing = Overlap(WRITES_IN_FLIGHT) if write_beside else None
         outputs = {"train": _Output(write_train, writing), "test": _Output(write_test, writing)}
         try:
             for split, source, chunks in splits:
-                _Split(self, split, source, counts, added, outputs).run(chunks)
+                _Split(self, split, source, counts, added, outputs, tools).run(chunks)
             for out in outputs.values():
                 out.flush()
         finally:
-            writing.close()  # every piece written (or the writer's error raised) before the counts are trusted
+            if writing is not None:
+                writing.close()  # every piece written (or the writer's error raised) before the counts are trusted
         counts.train, counts.test = outputs["train"].count, outputs["test"].count
         return counts, bytes(added)
 
@@ -97,7 +103,7 @@ class _Output:
 
     __slots__ = ("count", "parts", "size", "writer", "writing")
 
-    def __init__(self, writer: Writer, writing: Overlap):
+    def __init__(self, writer: Writer, writing: Overlap | None):
         self.writer = writer
         self.writing = writing
         self.parts: list[Any] = []
@@ -114,7 +120,11 @@ class _Output:
     def flush(self) -> None:
         if self.parts:
             parts, self.parts, self.size = self.parts, [], 0
-            self.writing.submit(self.writer, parts[0] if len(parts) == 1 else b"".join(parts))
+            data = parts[0] if len(parts) == 1 else b"".join(parts)
+            if self.writing is None:
+                self.writer(data)
+            else:
+                self.writing.submit(self.writer, data)
 
 
 class _Split:
@@ -128,8 +138,10 @@ class _Split:
         counts: MemberCounts,
         added: bytearray,
         outputs: dict[str, _Output],
+        tools: bool,
     ):
         self.merger = merger
+        self.tools = tools
         self.source = source
         self.counts = counts
         self.added = added
@@ -167,7 +179,7 @@ class _Split:
         seen, percent, cap = merger.seen, merger.test_percent, merger.max_train_rows
         home, other, home_is_test = self.home, self.other, self.home_is_test
         view = memoryview(buffer)
-        find, digest_of = buffer.find, row_digest
+        find, digest_of, tools = buffer.find, row_digest, self.tools
         run_start, run_rows = start, 0  # the current run of rows kept in the home split
         pos = start
         line_no = self.line_no
@@ -179,7 +191,7 @@ class _Split:
                 to_test = home_is_test
             else:
                 try:
-                    digest = digest_of(buffer, pos, newline)
+                    digest = digest_of(buffer, pos, newline, tools)
                 except PreparedRowError as exc:
                     raise CorpusDataError(f"{self.source} line {line_no}: {exc}") from None
                 to_test = int.from_bytes(digest[:8], "big") % 100 < percent  # chatdata.split_of, inlined

@@ -65,6 +65,7 @@ class Member:
     prepared_at: str
     train: int
     test: int
+    tools: bool = True  # rows may carry tools (False when its report counts none: read without looking)
 
     def split_blob(self, split: str) -> str:
         return f"{self.prefix}{split}.jsonl"
@@ -146,6 +147,7 @@ def _member(record: DatasetRecord) -> Member:
         prepared_at=prepared_at(record),
         train=_count(record, "train"),
         test=_count(record, "test"),
+        tools=(record.report or {}).get("rows_with_tools", 1) != 0,  # reports from before the count: look
     )
 
 

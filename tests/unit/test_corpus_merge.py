@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from shared.chatdata import conversation_digest, split_of
-from shared.chatdata.prepared import PreparedRowError, prepared_row_digest
+from shared.chatdata.prepared import PreparedRowError, prepared_row_digest, row_digest
 from shared.corpus import CorpusDataError, CorpusOptions, Merger, corpus_id, select
 from shared.corpus.merge import load_digests
 from shared.ledger import DatasetRecord
@@ -66,6 +66,16 @@ def test_a_prepared_rows_digest_is_the_one_preparation_split_it_by() -> None:
             assert digest == digest_of_row(json.loads(line))
             assert split_of(digest, 30) == split  # the very digest that put the row in this file
     assert result.report["train"] + result.report["test"] == len(tricky) + 40
+    assert result.report["rows_with_tools"] == 1  # the only row with top-level tools
+
+
+def test_a_file_without_tools_is_read_without_looking_for_them() -> None:
+    result = run(jsonl(conv('nested ],"tools": text', "ok"), *many(30)), test_percent=30)
+    assert result.report["rows_with_tools"] == 0
+    for line in result.raw["train"].splitlines() + result.raw["test"].splitlines():
+        assert (
+            row_digest(line, 0, len(line), tools=False) == prepared_row_digest(line) == digest_of_row(json.loads(line))
+        )
 
 
 def test_a_line_preparation_cannot_have_written_is_named() -> None:
