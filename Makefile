@@ -42,6 +42,7 @@ devhost: setup
 bench: setup
 	$(PY) bench/coldstart.py
 	$(PY) bench/dataprep.py
+	$(PY) bench/corpus.py
 	$(PY) bench/gateway.py
 
 azurite-start: node_modules/.installed

@@ -4,9 +4,12 @@ Continuous training rebuilds a model's corpus whenever its data changes. The nai
 every upload (validate, normalise, dedup, split each line again); ours merges the already prepared files: each
 row's digest is hashed from a slice of the line (no JSON parse), deduplicated across datasets and routed to its
 split. Both sides produce the same thing (one deduplicated train/test pair of the same conversations) from the
-same data, each in its own process (peak RSS from ``os.wait4``); seconds are measured inside that process.
+same data, each in its own process (peak RSS from ``os.wait4``); seconds are measured inside that process; outputs
+go to RAM (/dev/shm) where there is one, so that neither side is timed on disk writeback.
 
 Targets (issue 14): at least 3x the preparation's throughput, and peak RSS at most 150 MB, for a ~1 GiB corpus.
+The headline ratio is CPU time, as in ``bench/dataprep.py``: on a machine shared with other work, wall clock is
+mostly the wait for a core (both sides are printed).
 
     .venv/bin/python bench/corpus.py               # ~100 MB, about a minute
     .venv/bin/python bench/corpus.py --mb 1024     # the claim: ~1 GiB over ten datasets
@@ -23,6 +26,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +44,9 @@ OVERLAP = 0.05  # share of each upload repeated from the previous one
 SPEED_GOAL = 3.0
 RSS_GOAL_MB = 150.0
 AZURITE = "UseDevelopmentStorage=true"
+# Outputs go to RAM when the machine has it (/dev/shm): the app writes blobs, never local disk, and a disk's
+# writeback stalls would measure the disk, not the work (for both sides alike, but at random).
+RAM_DIR = Path("/dev/shm")
 
 
 # -- the two sides, each run in a child process -------------------------------------------------------------------
@@ -245,11 +252,15 @@ def main(argv: list[str] | None = None) -> int:
             kinds = {name: f"{kind}-blob" for name, kind in kinds.items()}
         print(f"prepared: {prepared_mb:.0f} MB in ten datasets; {args.repeat} run(s) of each side, alternating")
         runs: dict[str, list[dict]] = {name: [] for name in kinds}
+        outputs = Path(tempfile.mkdtemp(prefix="autotune-corpus-out-", dir=RAM_DIR if RAM_DIR.is_dir() else None))
         try:
-            for attempt in range(max(1, args.repeat)):
+            for _ in range(max(1, args.repeat)):
                 for name, kind in kinds.items():
-                    runs[name].append(measure(kind, workdir, workdir / (container or f"out-{kind}-{attempt}")))
+                    out = outputs / (container or kind)
+                    runs[name].append(measure(kind, workdir, out))
+                    shutil.rmtree(out, ignore_errors=True)  # one side's output at a time
         finally:
+            shutil.rmtree(outputs, ignore_errors=True)
             if container:
                 _container(container).delete_container()
     return report(runs, size_mb, args.azurite)
@@ -277,8 +288,11 @@ def report(runs: dict[str, list[dict]], size_mb: float, blob: bool) -> int:
     speed = baseline["seconds"] / ours["seconds"]
     cpu = baseline["cpu_seconds"] / ours["cpu_seconds"]
     hint = "" if size_mb >= 1000 else "; the claim is for --mb 1024"
-    print(f"ratio: {speed:.1f}x faster than preparing the concatenation (wall clock), {cpu:.1f}x (CPU time)")
-    print(f"target: >= {SPEED_GOAL:g}x: {'OK' if speed >= SPEED_GOAL else 'MISSED'}")
+    print(f"ratio: {cpu:.2f}x less CPU time than preparing the concatenation; {speed:.2f}x wall clock")
+    print(
+        f"target: >= {SPEED_GOAL:g}x (CPU time: wall clock on a shared machine is mostly the wait for a core): "
+        f"{'OK' if cpu >= SPEED_GOAL else 'MISSED'}; wall clock {'OK' if speed >= SPEED_GOAL else 'MISSED'}"
+    )
     print(
         f"target: peak RSS <= {RSS_GOAL_MB:g} MB: {'OK' if ours['peak_rss_mb'] <= RSS_GOAL_MB else 'MISSED'} "
         f"({ours['peak_rss_mb']:.0f} MB for {size_mb:.0f} MB{hint})"

@@ -174,37 +174,40 @@ class _Split:
             self.rows(carry + b"\n", 0, len(carry) + 1)
 
     def rows(self, buffer: bytes, start: int, stop: int) -> None:
-        """Every row of ``buffer[start:stop]`` (whole rows, each ending in a newline)."""
+        """Every row of ``buffer[start:stop]`` (whole rows, each ending in a newline). The hot loop: everything
+        it touches per row is a local name."""
         merger, counts, added = self.merger, self.counts, self.added
         seen, percent, cap = merger.seen, merger.test_percent, merger.max_train_rows
         home, other, home_is_test = self.home, self.other, self.home_is_test
         view = memoryview(buffer)
-        find, digest_of, tools = buffer.find, row_digest, self.tools
+        find, digest_of, tools, from_bytes = buffer.find, row_digest, self.tools, int.from_bytes
+        seen_add, added_extend = seen.add, added.extend
+        train_rows = merger.train_rows
         run_start, run_rows = start, 0  # the current run of rows kept in the home split
         pos = start
         line_no = self.line_no
         while pos < stop:
             newline = find(b"\n", pos, stop)
             line_no += 1
+            keep = False
             if newline == pos:  # a blank line: nothing to keep
-                keep = False
                 to_test = home_is_test
             else:
                 try:
                     digest = digest_of(buffer, pos, newline, tools)
                 except PreparedRowError as exc:
                     raise CorpusDataError(f"{self.source} line {line_no}: {exc}") from None
-                to_test = int.from_bytes(digest[:8], "big") % 100 < percent  # chatdata.split_of, inlined
-                if not to_test and cap and merger.train_rows >= cap:
+                to_test = from_bytes(digest[:8], "big") % 100 < percent  # chatdata.split_of, inlined
+                if not to_test and cap and train_rows >= cap:
                     counts.over_cap += 1
-                    keep = False
                 else:
                     size = len(seen)
-                    seen.add(digest)
-                    keep = len(seen) > size
-                    if keep:
-                        added += digest
-                        merger.train_rows += not to_test
+                    seen_add(digest)
+                    if len(seen) > size:
+                        keep = True
+                        added_extend(digest)
+                        if not to_test:
+                            train_rows += 1
                     else:
                         counts.duplicates += 1
             if keep and to_test == home_is_test:
@@ -218,6 +221,7 @@ class _Split:
                 run_start, run_rows = newline + 1, 0
             pos = newline + 1
         self.line_no = line_no
+        merger.train_rows = train_rows
         if run_rows:
             home.add(view[run_start:stop], run_rows)
 
