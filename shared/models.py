@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared import crashpoints
 from shared.ledger import ActivityRecord, Ledger, ModelRecord, RunRecord
 from shared.timeutil import iso, parse_iso, utcnow
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+WAKE_POINT = "wake"  # the crash point around a wake (shared/crashpoints.py)
 
 
 def request_wake(
@@ -52,7 +55,10 @@ def request_wake(
         woke = True
         return current
 
+    crashpoints.reached(WAKE_POINT, crashpoints.BEFORE, model)
     record = ledger.mutate(ModelRecord, "models", model, change)
+    if woke:
+        crashpoints.reached(WAKE_POINT, crashpoints.AFTER, model)  # woken in the ledger, not yet announced
     if woke and record is not None:
         from shared.notify import MODEL_WOKE, publish
 

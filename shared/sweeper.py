@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shared import crashpoints
 from shared.ledger import ActivityRecord, ConflictError, Ledger, ModelRecord
 from shared.models import activity_for, pinned_by
 from shared.names import endpoint_name_for
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 KEEP = "keep"
 SLEEP = "sleep"
+SLEEP_POINT = "sleep"  # the crash point around putting a model to sleep (shared/crashpoints.py)
 # How long the sweeper holds a model's reconcile lease while it puts the model to sleep (a few calls).
 LEASE_SECONDS = 120.0
 # Endpoint provisioning states (as Azure words them) in which the endpoint is changing under someone else.
@@ -277,11 +279,13 @@ def _sleep(decision: Decision, record: ModelRecord, settings: Settings, ledger: 
             record.sleep_reason = decision.reason
             record.endpoint_name = record.scoring_uri = record.live_deployment = ""
             record.deployment = {}
+            crashpoints.reached(SLEEP_POINT, crashpoints.BEFORE, record.model)
             ledger.save(record)  # ETag from observe(): a wake or deployment since then raises ConflictError
     except ConflictError:
         reason = "model changed since the sweep read it (woken, redeployed or pinned): left alone"
         log.info("sweep: skip %s (model %s): %s", decision.endpoint, decision.model, reason, extra=extra)
         return Outcome(decision.endpoint, decision.model, "skipped", reason)
+    crashpoints.reached(SLEEP_POINT, crashpoints.AFTER, record.model)  # asleep in the ledger, endpoint still there
     try:
         backend.begin_delete_endpoint(decision.endpoint)
     except BackendError as exc:

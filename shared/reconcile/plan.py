@@ -17,6 +17,7 @@ ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP = (
 STEPS = (ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP)
 # Decisions that are not steps of an in-flight deployment.
 IDLE, SLEEPING, START, ABANDON = "idle", "sleeping", "start", "abandon"
+ROLLBACK = "rollback"  # not a step: its crash points are named "rollback:{step}" (the step that failed)
 
 QUOTA_HINT = (
     "Azure ML needs 20% spare quota above the cores a deployment uses to create or upgrade it: request more "
@@ -57,6 +58,7 @@ __all__ = [
     "IDLE",
     "PROVISIONING",
     "QUOTA_HINT",
+    "ROLLBACK",
     "SLEEPING",
     "SMOKE",
     "START",

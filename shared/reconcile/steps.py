@@ -34,6 +34,7 @@ from shared.reconcile.plan import (
     CREATE,
     ENDPOINT,
     PROVISIONING,
+    ROLLBACK,
     SMOKE,
     START,
     TRAFFIC,
@@ -341,7 +342,7 @@ def rollback(ctx: RunContext, model: ModelRecord, reason: str, step: str, *, cap
     model.desired_version, model.desired_run_id = model.live_version, model.live_run_id
     model.deployment = {}
     log.warning("model %s: %s", model.model, model.error)
-    _save(ctx, model, f"rollback:{step}")
+    _save(ctx, model, f"{ROLLBACK}:{step}")
     if name != model.live_deployment:
         _delete_quietly(ctx, endpoint, name)
     return False
