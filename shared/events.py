@@ -51,6 +51,11 @@ class MalformedEventError(BadInput, ValueError):
     code = "malformed_event"
 
 
+# A delivery that finds its run busy waits this long for the other worker before asking for a redelivery.
+BUSY_WAIT_SECONDS = 20.0
+BUSY_POLL_SECONDS = 0.5
+
+
 class RetryLaterError(RetryLater, RuntimeError):
     """Another worker holds the run right now (still recording its submission, or registering it): raised so
     Event Grid delivers the event again a little later instead of it being lost until the backstop poll."""
@@ -212,7 +217,7 @@ def handle_event(raw: Any, ctx: Any = None, *, reconcile: bool = True) -> EventO
     with log_context(run_id=run.run_id, model=run.model, job_name=event.job_name, dataset_id=run.dataset_id):
         action = apply_job_state(ctx, run, state, source=f"event {event.event_type}")
         if action == "busy":
-            raise RetryLaterError(f"run {run.run_id} is busy in another worker; deliver {event.event_type} again later")
+            action = _once_not_busy(ctx, run, state, event)
         if action == "unconfirmed":
             raise RetryLaterError(
                 f"the platform could not confirm the state of job {event.job_name}; deliver {event.event_type} again"
@@ -235,6 +240,26 @@ def _submit_follow_up(ctx: Any, model: str) -> None:
         advance_model(ctx, model, build_seconds=None)
     except Exception:  # the event is handled; the next tick submits the follow-up
         log.exception("moving the waiting run of model %s on after a job event failed; the next tick retries", model)
+
+
+def _once_not_busy(ctx: Any, run: Any, state: JobState, event: JobEvent) -> str:
+    """Another worker is acting on this run (registering it, for one): usually it is handling a duplicate of this
+    very event, so wait for it (briefly, well inside Event Grid's 30 s) and apply the event again, which then
+    finds it done. Raising at once made every duplicate of a storm a failed delivery (a 500, a stack trace and a
+    redelivery each); only a worker that stays busy past the wait still asks Event Grid to deliver again."""
+    import time
+
+    from shared.ledger import RunRecord
+    from shared.runs.outcome import apply_job_state
+
+    deadline = time.monotonic() + BUSY_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(BUSY_POLL_SECONDS)
+        fresh = ctx.ledger.get(RunRecord, run.model, run.run_id) or run
+        action = apply_job_state(ctx, fresh, state, source=f"event {event.event_type}")
+        if action != "busy":
+            return action
+    raise RetryLaterError(f"run {run.run_id} is busy in another worker; deliver {event.event_type} again later")
 
 
 def _our_run(ctx: Any, event: JobEvent) -> Any:

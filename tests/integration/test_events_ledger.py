@@ -4,10 +4,13 @@ worker holds the run. No platform call is made in these cases, so no backend is 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import pytest
 
+from shared import events
 from shared.events import RetryLaterError, handle_event
 from shared.ledger import Ledger, RunRecord
 from shared.runs.context import RunContext
@@ -28,7 +31,10 @@ def completed_event(ctx: RunContext, job_name: str) -> dict[str, Any]:
     return event
 
 
-def test_completion_while_another_worker_holds_the_run_is_redelivered(ctx: RunContext) -> None:
+def test_completion_while_another_worker_holds_the_run_is_redelivered(
+    ctx: RunContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "BUSY_WAIT_SECONDS", 1.0)  # the other worker stays busy past the wait
     run = RunRecord(model="bot", run_id="bot-abc", job_name="quick_job_1", state="submitted")
     ctx.ledger.create(run)
     assert ctx.ledger.acquire_lease("run:bot-abc", "the-submitter", 60)
@@ -36,6 +42,26 @@ def test_completion_while_another_worker_holds_the_run_is_redelivered(ctx: RunCo
         handle_event(completed_event(ctx, "quick_job_1"), ctx)
     stored = ctx.ledger.get(RunRecord, "bot", "bot-abc")
     assert stored is not None and stored.state == "submitted"
+
+
+def test_a_duplicate_completion_waits_for_the_worker_handling_the_first_and_is_acknowledged(ctx: RunContext) -> None:
+    """The storm case: the first delivery is registering the run; a duplicate waits for it instead of failing."""
+    run = ctx.ledger.create(RunRecord(model="bot", run_id="bot-abc", job_name="quick_job_1", state="submitted"))
+    assert ctx.ledger.acquire_lease("run:bot-abc", "the-first-delivery", 60)
+
+    def first_delivery_finishes() -> None:
+        time.sleep(1.5)
+        done = ctx.ledger.get(RunRecord, "bot", "bot-abc")
+        done.transition("completed")
+        done.transition("registered")
+        ctx.ledger.save(done)
+        ctx.ledger.release_lease("run:bot-abc", "the-first-delivery")
+
+    worker = threading.Thread(target=first_delivery_finishes)
+    worker.start()
+    outcome = handle_event(completed_event(ctx, "quick_job_1"), ctx)
+    worker.join()
+    assert outcome.action == "unchanged" and outcome.run_id == run.run_id
 
 
 def test_a_job_we_never_submitted_is_ignored(ctx: RunContext) -> None:
