@@ -38,6 +38,8 @@ class _Line(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 CleanLine = tuple[bytearray, str, str | None, str, int, int]
 
 
+# One decoder and one encoder serve every thread: msgspec holds the GIL for a whole call and keeps no state
+# between calls; the buffer the messages are encoded into is the caller's (one per preparation).
 _decode = msgspec.json.Decoder(_Line).decode
 _encode_into = msgspec.json.Encoder().encode_into
 
