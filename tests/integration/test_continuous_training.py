@@ -150,6 +150,22 @@ def test_uploads_coalesce_and_data_arriving_while_a_job_trains_gathers_into_one_
     cancel_run(ctx, follow.run_id)
 
 
+@pytest.mark.slow
+def test_on_new_data_cancel_replaces_the_running_job_with_the_newer_corpus(training) -> None:
+    ctx = training(ON_NEW_DATA="cancel", FINETUNE_PARAMETERS=json.dumps({"max_steps": 400}))  # a long job
+    first_data = upload(ctx, "a.jsonl", conversations(30, seed=70))
+    (first,) = runs(ctx)
+    assert first.state == "submitted"
+    newer = upload(ctx, "b.jsonl", conversations(30, seed=71))  # while it trains
+    first = run_of(ctx, first)
+    assert first.state == "canceled" and "ON_NEW_DATA=cancel" in first.error
+    assert ctx.backend.get_job(first.job_name).state.value == "canceled"
+    second = runs(ctx)[-1]
+    assert second.state == "submitted" and sorted(members(second)) == sorted([first_data.dataset_id, newer.dataset_id])
+    assert len(jobs(ctx)) == 2
+    cancel_run(ctx, second.run_id)
+
+
 def test_a_conversation_present_in_two_files_counts_once(training) -> None:
     ctx = training(LOCAL_BASE_MODEL="/nonexistent/base-model")  # nothing trains: the corpus is what is checked
     shared_rows = conversations(20, seed=7)
