@@ -1,4 +1,5 @@
-"""HTTP routes for runs (see shared/runs/views.py and shared/runs/retry.py): list, detail, cancel, retry."""
+"""HTTP routes for runs (see shared/runs/views.py, retry.py and promotion.py): list, detail, cancel, retry,
+promote (deploy a version the promotion gate held, or that awaits approval) and reject (one awaiting approval)."""
 
 import azure.functions as func
 
@@ -58,3 +59,27 @@ def runs_retry(req: func.HttpRequest) -> func.HttpResponse:
         return _no_run(run_id)
     body = {**summary(run), "attempt": run.details.get("attempt"), "previous_error": run.details.get("previous_error")}
     return json_response(body, 202)
+
+
+@bp.route(route="api/runs/{run_id}/promote", methods=["POST"])
+@handles_errors
+def runs_promote(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.runs.promotion import promote_run
+    from shared.runs.views import summary
+
+    run_id = req.route_params.get("run_id", "")
+    run = promote_run(deps.run_context(), run_id)
+    if run is None:
+        return _no_run(run_id)
+    return json_response({**summary(run), "override": (run.evaluation or {}).get("override")}, 202)
+
+
+@bp.route(route="api/runs/{run_id}/reject", methods=["POST"])
+@handles_errors
+def runs_reject(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.runs.promotion import reject_run
+    from shared.runs.views import summary
+
+    run_id = req.route_params.get("run_id", "")
+    run = reject_run(deps.run_context(), run_id)
+    return json_response(summary(run)) if run is not None else _no_run(run_id)

@@ -29,6 +29,8 @@ FAST_ENV = {
     "ENDPOINT_IDLE_MINUTES": "0.4",
     "CANARY_PERCENT": "0",
     "TRAINING_DEBOUNCE_SECONDS": "3",  # uploads a few seconds apart train in one run
+    "EVAL_MAX_EXAMPLES": "10",  # the first version is evaluated on its held-out split: a few short answers
+    "EVAL_MAX_NEW_TOKENS": "64",
 }
 
 

@@ -12,13 +12,15 @@ from shared.names import InvalidNameError, validate_model_name
 
 INCOMING = "incoming/"
 PARAMETERS_FILE = "finetune.json"  # per-model fine-tuning parameters, read by run submission: not a dataset
+GOLDEN_FILE = "eval.jsonl"  # the model's golden set, asked at every evaluation (shared.evaluation): never trained on
 IMPORT_SUFFIX = ".import.json"
 
 
 @dataclass(frozen=True)
 class BlobKind:
     """What a blob under ``incoming/`` is: ``dataset``, ``import`` (a Hugging Face import request),
-    ``parameters`` (finetune.json) or ``ignored``; with the model from its path and, if ignored, why."""
+    ``parameters`` (finetune.json), ``golden`` (eval.jsonl) or ``ignored``; with the model from its path and, if
+    not a dataset, why."""
 
     kind: str
     model: str = ""
@@ -27,7 +29,8 @@ class BlobKind:
 
 def classify(blob_name: str) -> BlobKind:
     """``incoming/{model}/{file}`` is a dataset (any file: a CSV gets a clear not-JSONL report, not silence),
-    except ``finetune.json``, ``imports/{id}.import.json`` requests, hidden files and deeper folders."""
+    except ``finetune.json``, the golden set ``eval.jsonl``, ``imports/{id}.import.json`` requests, hidden files and
+    deeper folders."""
     if not blob_name.startswith(INCOMING):
         return BlobKind("ignored", reason=f"{blob_name} is not under {INCOMING}")
     parts = blob_name[len(INCOMING) :].split("/")
@@ -46,6 +49,8 @@ def classify(blob_name: str) -> BlobKind:
     name = rest[0]
     if name == PARAMETERS_FILE:
         return BlobKind("parameters", model, f"{blob_name} holds fine-tuning parameters, read when a run is submitted")
+    if name == GOLDEN_FILE:
+        return BlobKind("golden", model, f"{blob_name} is the golden set: asked at every evaluation, never trained on")
     if name.startswith((".", "_")) or not name:
         return BlobKind("ignored", model, f"{blob_name}: hidden files are ignored")
     return BlobKind("dataset", model)
@@ -84,6 +89,7 @@ class Answer:
 
 
 __all__ = [
+    "GOLDEN_FILE",
     "IMPORT_SUFFIX",
     "INCOMING",
     "PARAMETERS_FILE",

@@ -296,10 +296,10 @@ def _our_run(ctx: Any, event: JobEvent) -> Any:
 def _reconcile_now(ctx: Any, model: str) -> None:
     """Advance the model's deployment right away instead of waiting for the next timer tick."""
     try:
-        from shared.reconcile.plan import SMOKE
+        from shared.reconcile.plan import SCORING_STEPS
         from shared.reconcile.tick import reconcile_model
 
-        reconcile_model(ctx, model, budget_seconds=EVENT_RECONCILE_SECONDS, stop_before=frozenset({SMOKE}))
+        reconcile_model(ctx, model, budget_seconds=EVENT_RECONCILE_SECONDS, stop_before=SCORING_STEPS)
     except Exception:  # the event is handled; the timer will retry the deployment
         log.exception("reconciling model %s after a job event failed; the next tick retries", model)
 

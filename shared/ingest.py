@@ -86,7 +86,7 @@ def ingest_blob(
     ledger = ledger or get_ledger()
     blob_name = client.blob_name
     kind = classify(blob_name)
-    if kind.kind in ("ignored", "parameters"):
+    if kind.kind in ("ignored", "parameters", "golden"):
         log.info("ingest: not a dataset: %s", kind.reason, extra={"model": kind.model, "blob": blob_name})
         return IngestResult("ignored", kind.model, message=kind.reason)
     if kind.kind == "import":

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 EVENT_PREFIX = "Autotune."
 RUN_SUCCEEDED = EVENT_PREFIX + "RunSucceeded"
 RUN_FAILED = EVENT_PREFIX + "RunFailed"
+RUN_HELD = EVENT_PREFIX + "RunHeld"  # the promotion gate stopped a version, or it awaits approval
 MODEL_DEPLOYED = EVENT_PREFIX + "ModelDeployed"
 MODEL_SLEPT = EVENT_PREFIX + "ModelSlept"
 MODEL_WOKE = EVENT_PREFIX + "ModelWoke"

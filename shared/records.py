@@ -94,11 +94,14 @@ RUN_STATES = (
     "registered",
     "deploying",
     "live",
+    "held",
+    "awaiting_approval",
     "failed",
     "canceled",
     "superseded",
 )
-TERMINAL_RUN_STATES = frozenset({"live", "failed", "canceled", "superseded"})
+# ``held`` ends a run (the promotion gate stopped its version) unless a person promotes it anyway.
+TERMINAL_RUN_STATES = frozenset({"live", "held", "failed", "canceled", "superseded"})
 
 
 @dataclass
@@ -111,7 +114,7 @@ class RunRecord(Record):
     """
 
     TABLE: ClassVar[str] = "Runs"
-    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("timeline", "metrics", "parameters", "details", "corpus")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ("timeline", "metrics", "parameters", "details", "corpus", "evaluation")
 
     model: str = ""
     run_id: str = ""
@@ -128,6 +131,8 @@ class RunRecord(Record):
     parameters: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     corpus: dict[str, Any] = field(default_factory=dict)
+    # The promotion gate's record of the version (``shared.evaluation.gate.evaluation_view``); {} until evaluated.
+    evaluation: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=iso)
     updated_at: str = field(default_factory=iso)
     etag: str | None = None

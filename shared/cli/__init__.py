@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # each command module adds its name here
-COMMANDS: tuple[str, ...] = ("upload", "models", "chat", "status", "prepare", "retry")
+COMMANDS: tuple[str, ...] = ("upload", "models", "chat", "status", "prepare", "retry", "promotion")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from shared.cli.client import AppClient, add_connection_args
+from shared.cli.evaluation import render_evaluation
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 ACTIVE = {"waiting", "queued", "submitted", "running", "completed", "registered", "deploying"}
@@ -105,6 +106,9 @@ def render_run(detail: dict[str, Any]) -> str:
         lines.append("metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.items())))
     if (detail.get("registered") or {}).get("version"):
         lines.append(f"registered {detail['registered']['model']} version {detail['registered']['version']}")
+    evaluation = render_evaluation(detail)
+    if evaluation:
+        lines += ["", *evaluation]
     chart = loss_chart(detail.get("loss_history") or {})
     if chart:
         lines += ["", chart]

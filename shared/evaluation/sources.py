@@ -15,6 +15,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from shared.dropzone import GOLDEN_FILE, INCOMING
 from shared.evaluation.examples import Selection, Selector, rows_from_lines
 
 if TYPE_CHECKING:
@@ -22,14 +23,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["GOLDEN_FILE", "eval_blob", "golden_blob", "read_golden", "read_split"]
-
-GOLDEN_FILE = "eval.jsonl"
+__all__ = ["eval_blob", "golden_blob", "read_golden", "read_split"]
 
 
 def golden_blob(model: str) -> str:
     """The model's golden set, provided by its owner: asked at every evaluation, never trained on."""
-    return f"incoming/{model}/{GOLDEN_FILE}"
+    return f"{INCOMING}{model}/{GOLDEN_FILE}"
 
 
 def eval_blob(model: str, run_id: str) -> str:

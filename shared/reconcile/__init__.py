@@ -12,7 +12,7 @@ deleted (``gc``). Crashed dataset preparations are re-driven (``datasets``) by a
 ``reconcile_model`` is also called right after a job event is handled.
 
 - ``tick``: ``reconcile_model``, ``reconcile_all`` and the ``TickReport``;
-- ``steps``: deciding and running the next step; ``smoke``: the smoke test;
+- ``steps``: deciding and running the next step; ``smoke``: the smoke test; ``evaluate``: champion vs challenger;
 - ``backstop``: polling jobs whose events never came; ``datasets``: re-driving crashed preparations (own timer);
 - ``drift``: repairing what was changed on the platform by hand; ``gc``: deleting orphan deployments;
 - ``wake``: what a failed wake leaves (asleep, wakeable, backoff); ``lease``: the model lease for housekeeping.

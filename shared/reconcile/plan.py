@@ -6,15 +6,19 @@ from __future__ import annotations
 from shared.ledger import ModelRecord
 
 # Step names, in order, as stored in ModelRecord.deployment["step"].
-ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP = (
+ENDPOINT, CREATE, PROVISIONING, SMOKE, EVALUATE, TRAFFIC, CLEANUP = (
     "endpoint",
     "create",
     "provisioning",
     "smoke",
+    "evaluate",
     "traffic",
     "cleanup",
 )
-STEPS = (ENDPOINT, CREATE, PROVISIONING, SMOKE, TRAFFIC, CLEANUP)
+STEPS = (ENDPOINT, CREATE, PROVISIONING, SMOKE, EVALUATE, TRAFFIC, CLEANUP)
+# Steps that wait on scoring requests (a request's full timeout, or many): the job-event handler, which must answer
+# Event Grid within seconds, leaves them to the timer.
+SCORING_STEPS = frozenset({SMOKE, EVALUATE})
 # Decisions that are not steps of an in-flight deployment.
 IDLE, SLEEPING, START, ABANDON = "idle", "sleeping", "start", "abandon"
 ROLLBACK = "rollback"  # not a step: its crash points are named "rollback:{step}" (the step that failed)
@@ -55,10 +59,12 @@ __all__ = [
     "CLEANUP",
     "CREATE",
     "ENDPOINT",
+    "EVALUATE",
     "IDLE",
     "PROVISIONING",
     "QUOTA_HINT",
     "ROLLBACK",
+    "SCORING_STEPS",
     "SLEEPING",
     "SMOKE",
     "START",

@@ -7,9 +7,10 @@ so a crash between any two steps repeats at most one idempotent step. Steps:
 
 ``endpoint`` (ensure it, wait until it is ready) -> ``create`` (begin deployment ``v{version}``) ->
 ``provisioning`` (read its state) -> ``smoke`` (one test conversation, pinned to the new deployment) ->
-``traffic`` (canary share first when ``CANARY_PERCENT`` > 0, then 100%) -> ``cleanup`` (delete the old
-deployment; the model is live). A failure before ``cleanup`` rolls back: the old deployment keeps serving and
-keeps its traffic, the new one is deleted, and the run and the model say why.
+``evaluate`` (champion vs challenger on held-out conversations, over as many ticks as it takes; the promotion
+gate may hold the version: ``evaluate.py``) -> ``traffic`` (canary share first when ``CANARY_PERCENT`` > 0, then
+100%) -> ``cleanup`` (delete the old deployment; the model is live). A failure before ``cleanup`` rolls back:
+the old deployment keeps serving and keeps its traffic, the new one is deleted, and the run and the model say why.
 
 Which step comes next is decided, purely, in ``plan``; ``step_boundary`` and ``_save`` stay here, where tests
 hook them.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
 
 from shared import crashpoints
@@ -33,6 +35,7 @@ from shared.reconcile.plan import (
     CLEANUP,
     CREATE,
     ENDPOINT,
+    EVALUATE,
     PROVISIONING,
     ROLLBACK,
     SMOKE,
@@ -45,6 +48,7 @@ from shared.reconcile.wake import CAPACITY_CODES, record_failed_wake
 from shared.runs.context import RunContext, advance_run
 from shared.runs.failure import fail_run, user_reason
 from shared.runs.outcome import supersede
+from shared.runs.promotion import supersede_waiting
 from shared.runs.submit import run_split_blob
 from shared.timeutil import iso, parse_iso, utcnow
 
@@ -55,6 +59,9 @@ NOT_FOUND_GRACE = timedelta(minutes=2)  # a just-begun deployment may not be lis
 MAX_SMOKE_ATTEMPTS = 3
 _ENDPOINT_BUSY = {"creating", "updating"}  # provisioning states (lower case) in which an endpoint is changing
 SMOKE_TIMEOUT_SECONDS = 90.0  # the notebook's request_timeout_ms
+# When the current reconcile tick should end (``time.monotonic()``; 0: no tick). ``reconcile_model`` sets it; a
+# step that can stop at any point (the evaluation) uses what is left of the tick instead of a budget of its own.
+TICK_DEADLINE: ContextVar[float] = ContextVar("tick_deadline", default=0.0)
 
 
 def step_boundary(model: str, step: str) -> None:
@@ -223,7 +230,7 @@ def smoke_test(ctx: RunContext, model: ModelRecord) -> bool:
         _save(ctx, model)
         return False
     progress["smoke"] = {"ok": True, "at": iso(), "messages": len(conversation), "output_chars": len(text)}
-    progress["step"] = TRAFFIC
+    progress["step"] = EVALUATE
     _save(ctx, model, SMOKE)
     return True
 
@@ -237,6 +244,12 @@ def _test_conversation(ctx: RunContext, model: ModelRecord, run_id: str) -> list
                 return found
     log.warning("model %s: no test conversation for run %s; using a generic one", model.model, run_id)
     return list(FALLBACK_CONVERSATION)
+
+
+def evaluate(ctx: RunContext, model: ModelRecord) -> bool:
+    from shared.reconcile.evaluate import evaluate as evaluate_step  # its own module; imports this one
+
+    return evaluate_step(ctx, model)
 
 
 def move_traffic(ctx: RunContext, model: ModelRecord) -> bool:
@@ -291,7 +304,8 @@ def cleanup(ctx: RunContext, model: ModelRecord) -> bool:
             log.warning("model %s: could not delete %s (it serves no traffic): %s", model.model, other, exc)
     run = _run(ctx, model, progress.get("run_id", ""))
     if run is not None:
-        advance_run(ctx.ledger, run, "live")
+        run = advance_run(ctx.ledger, run, "live")
+        supersede_waiting(ctx, run)
     if model.live_run_id and model.live_run_id != progress.get("run_id"):
         old = _run(ctx, model, model.live_run_id)
         if old is not None:
@@ -370,6 +384,7 @@ HANDLERS: dict[str, Callable[[RunContext, ModelRecord], bool]] = {
     CREATE: create_deployment,
     PROVISIONING: watch_provisioning,
     SMOKE: smoke_test,
+    EVALUATE: evaluate,
     TRAFFIC: move_traffic,
     CLEANUP: cleanup,
 }
@@ -391,9 +406,11 @@ def run_step(ctx: RunContext, model: ModelRecord, action: str) -> bool:
 
 __all__ = [
     "HANDLERS",
+    "TICK_DEADLINE",
     "cleanup",
     "create_deployment",
     "ensure_endpoint",
+    "evaluate",
     "move_traffic",
     "rollback",
     "run_step",

@@ -11,7 +11,7 @@ from typing import Any
 from shared.backends.base import EndpointInfo
 from shared.ledger import ConflictError, ModelRecord
 from shared.reconcile.plan import IDLE, SLEEPING, next_action
-from shared.reconcile.steps import run_step
+from shared.reconcile.steps import TICK_DEADLINE, run_step
 from shared.runs.context import RunContext, new_owner
 from shared.telemetry import log_context
 from shared.timeutil import iso
@@ -75,6 +75,7 @@ def reconcile_model(
         return ["skipped: another worker holds the lease"]
     actions: list[str] = []
     deadline = time.monotonic() + budget_seconds
+    tick = TICK_DEADLINE.set(deadline)  # a step that can stop anywhere (the evaluation) ends with the tick
     try:
         for _ in range(MAX_STEPS_PER_TICK):
             record = ctx.ledger.get(ModelRecord, "models", model)
@@ -100,6 +101,7 @@ def reconcile_model(
         actions.append("conflict: the model changed meanwhile; next tick resumes")
         log.info("model %s changed while reconciling; resuming next tick", model)
     finally:
+        TICK_DEADLINE.reset(tick)
         ctx.ledger.release_lease(lease, owner)
     return actions
 

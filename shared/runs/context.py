@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 # Forward order of a healthy run; a run never moves backwards (a late event for an earlier state changes nothing).
 RUN_ORDER = ("waiting", "queued", "submitted", "running", "completed", "registered", "deploying", "live")
-TERMINAL = frozenset({"live", "failed", "canceled", "superseded"})
+TERMINAL = frozenset({"live", "held", "failed", "canceled", "superseded"})
+# Where the promotion gate may stop a version: after registration, before it is live.
+GATED = frozenset({"registered", "deploying"})
 # States in which the training job may still be going (events and the backstop poll act on these); at most one
 # run per model is in one of them at a time (single flight, ``shared.runs.waiting``), retries apart.
 JOB_ACTIVE = frozenset({"queued", "submitted", "running"})
@@ -61,13 +63,22 @@ def new_owner(kind: str) -> str:
 
 
 def is_forward(current: str, target: str) -> bool:
-    """True when moving a run from ``current`` to ``target`` is progress (never backwards, never out of an end)."""
-    if current == target or current in ("failed", "canceled", "superseded"):
+    """True when moving a run from ``current`` to ``target`` is progress (never backwards, never out of an end).
+
+    The promotion gate's states sit beside ``deploying``: a version under evaluation may become ``held`` or
+    ``awaiting_approval``; a waiting one may be rejected (``held``) or overtaken. Only an explicit promotion
+    (``shared.runs.promotion``) moves a held or waiting run on to ``deploying``.
+    """
+    if current == target or current in ("failed", "canceled", "superseded", "held"):
         return False
     if current == "live":
         return target == "superseded"  # a live run only ever gives way to a newer one
+    if current == "awaiting_approval":
+        return target in ("held", "failed", "canceled", "superseded")
     if target in ("failed", "canceled", "superseded"):
         return True
+    if target in ("held", "awaiting_approval"):
+        return current in GATED
     return RUN_ORDER.index(target) > RUN_ORDER.index(current)
 
 
@@ -132,6 +143,7 @@ def run_is_newer(a: RunRecord, b: RunRecord) -> bool:
 
 
 __all__ = [
+    "GATED",
     "JOB_ACTIVE",
     "RUN_ORDER",
     "TERMINAL",

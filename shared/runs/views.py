@@ -93,6 +93,7 @@ def summary(run: RunRecord) -> dict[str, Any]:
         "job_name": run.job_name or None,
         "registered_version": run.registered_version or None,
         "error": run.error or None,
+        "decision": (run.evaluation or {}).get("decision"),
         "created_at": run.created_at,
         "updated_at": run.updated_at,
     }
@@ -199,7 +200,10 @@ def run_detail(ctx: RunContext, run_id: str) -> dict[str, Any] | None:
             "step": in_flight.get("step"),
             "endpoint": (model.endpoint_name if live else in_flight.get("endpoint")) or None,
             "deployment": (model.live_deployment if live else in_flight.get("name")) or None,
+            # while the evaluation runs: {"blob", "requests", "done"}; once decided also "decision"
+            "evaluation": in_flight.get("evaluation"),
         }
+    body["evaluation"] = run.evaluation or None
     return body
 
 

@@ -111,6 +111,7 @@ def test_too_small_dataset_is_rejected_with_the_minimum(container, ledger, no_tr
     ("name", "kind"),
     [
         (f"incoming/{MODEL}/finetune.json", "parameters"),
+        (f"incoming/{MODEL}/eval.jsonl", "golden"),
         ("incoming/loose.jsonl", "ignored"),
         ("incoming/Support_Bot/data.jsonl", "ignored"),
         (f"incoming/{MODEL}/.hidden.jsonl", "ignored"),
@@ -124,7 +125,8 @@ def test_classify_names(name, kind):
 
 
 def test_ignored_blobs_create_nothing(container, ledger):
-    for name in (f"incoming/{MODEL}/finetune.json", "incoming/Support_Bot/data.jsonl", "incoming/loose.jsonl"):
+    names = (f"incoming/{MODEL}/finetune.json", f"incoming/{MODEL}/eval.jsonl", "incoming/Support_Bot/data.jsonl")
+    for name in (*names, "incoming/loose.jsonl"):
         result = ingest_blob(put(container, name, jsonl(chat_rows(20))))
         assert result.action == "ignored" and result.message
     gone = put(container, f"incoming/{MODEL}/deleted.jsonl", jsonl(chat_rows(20)))

@@ -164,7 +164,7 @@ def test_blue_green_lifecycle(runs_ctx: RunContext, event_sink: EventSink, monke
     created_at = ctx.backend.get_deployment(endpoint, "v2").created_at
     with pytest.raises(InjectedCrash):
         drive(ctx, MODEL, lambda m: False, timeout=120)  # runs until the second crash, after "smoke" is recorded
-    assert model_of(ctx, MODEL).deployment["step"] == steps.TRAFFIC
+    assert model_of(ctx, MODEL).deployment["step"] == steps.EVALUATE
     assert chat(ctx, endpoint).strip()  # v1 still has all the traffic while v2 is checked
     assert ctx.backend.get_endpoint(endpoint).traffic == {"v1": 100}
     # With CANARY_PERCENT=30: 30% to v2 for one tick (v1 still live), then 100% on the next.

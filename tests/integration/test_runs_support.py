@@ -99,6 +99,11 @@ def make_context(monkeypatch: pytest.MonkeyPatch, **env: str) -> RunContext:
     from shared.settings import get_settings, reset_settings
 
     env.setdefault("FINETUNE_PARAMETERS", json.dumps(FAST_TRAINING))
+    # These tests are about the rollout's mechanics: every version is evaluated (a few short answers) and promoted
+    # whatever its scores; the gate's own decisions are tested in test_promotion_gate.py.
+    env.setdefault("PROMOTION_POLICY", "always")
+    env.setdefault("EVAL_MAX_EXAMPLES", "2")
+    env.setdefault("EVAL_MAX_NEW_TOKENS", "16")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     reset_settings()

@@ -12,6 +12,7 @@ from shared.reconcile.backstop import poll_due
 from shared.reconcile.plan import (
     ABANDON,
     CLEANUP,
+    EVALUATE,
     IDLE,
     PROVISIONING,
     SLEEPING,
@@ -49,6 +50,10 @@ def progress(step: str, version: str = "2") -> dict[str, Any]:
         (model(state="live", desired_version="2", deployment=progress(PROVISIONING)), PROVISIONING),  # resume
         (model(state="live", desired_version="3", deployment=progress(PROVISIONING)), ABANDON),  # newer wins
         (model(state="live", desired_version="3", deployment=progress(SMOKE)), ABANDON),
+        (model(state="live", desired_version="2", deployment=progress(EVALUATE)), EVALUATE),  # resume evaluating
+        (model(state="live", desired_version="3", deployment=progress(EVALUATE)), ABANDON),  # newer mid-evaluation
+        (model(state="live", desired_version="1", live_version="1"), IDLE),  # held: desired fell back to live
+        (model(state="new", desired_version=""), IDLE),  # a first version awaiting approval: nothing to do
         (model(state="live", desired_version="3", deployment=progress(CLEANUP)), CLEANUP),  # traffic moved: finish
     ],
 )
@@ -83,6 +88,17 @@ def test_quota_errors_explain_the_spare_quota_rule() -> None:
         ("live", "failed", False),
         ("superseded", "live", False),
         ("deploying", "live", True),
+        ("deploying", "held", True),  # the promotion gate
+        ("deploying", "awaiting_approval", True),
+        ("registered", "held", True),
+        ("running", "held", False),  # never before a version exists
+        ("awaiting_approval", "held", True),  # rejected
+        ("awaiting_approval", "superseded", True),
+        ("awaiting_approval", "live", False),  # only an explicit promotion moves it on
+        ("awaiting_approval", "deploying", False),
+        ("held", "live", False),
+        ("held", "superseded", False),  # held is an end, unless a person promotes it
+        ("live", "held", False),
     ],
 )
 def test_runs_only_move_forward(current: str, target: str, allowed: bool) -> None:
