@@ -428,7 +428,7 @@ def test_crash_slices_newer_version_rollback_and_wake_mid_evaluation(
     store = EvalStore(ctx.settings, f"evals/{MODEL}/{run4.run_id}.json")
     store.load()
     etag, evaluation = store.etag, run_of(ctx, run4).evaluation
-    assert request_wake(ctx.ledger, MODEL, "test", ctx.settings)
+    assert request_wake(ctx.settings, ctx.ledger, MODEL, "test")
     with caplog.at_level(logging.INFO, logger="shared.reconcile.evaluate"):
         drive(ctx, MODEL, live_on("4"))
     assert "no evaluation of v4: the live version is being redeployed (a wake)" in caplog.text
