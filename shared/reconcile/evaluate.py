@@ -211,7 +211,7 @@ def hold(ctx: RunContext, model: ModelRecord, run: RunRecord, view: dict[str, An
     # the run (or a newer run) starts the next rollout.
     model.desired_version, model.desired_run_id = model.live_version, model.live_run_id
     model.deployment = {"wake": progress["wake"]} if waking else {}
-    steps._save(ctx, model, f"hold:{decision}")
+    steps._save(ctx, model, EVALUATE)  # the step's outcome: its crash points are the step's own
     if name != model.live_deployment:
         steps._delete_quietly(ctx, endpoint, name)
     log.warning("model %s: %s", model.model, model.error)

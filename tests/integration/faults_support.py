@@ -271,6 +271,9 @@ def fault_world(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         RECONCILE_SCHEDULE="*/1 * * * * *",  # for the devhosts these tests start
         IDLE_SWEEP_SCHEDULE="0 0 0 1 1 *",  # never on its own: sweeps are run on purpose
         JOB_POLL_AFTER_MINUTES="100000",  # the training run's event is delivered by the storm test alone
+        PROMOTION_POLICY="always",  # every version is evaluated (crash points included) and promoted whatever it scores
+        EVAL_MAX_EXAMPLES="2",
+        EVAL_MAX_NEW_TOKENS="16",
     )
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
