@@ -251,10 +251,10 @@ def dump(value: object) -> str:
 @pytest.fixture(scope="session")
 def fault_world(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """One namespace, one trained job (and its damaged copy) for every fault-injection test of the session."""
-    from shared.backends import get_backend, reset_backends
-    from shared.ledger import Ledger, reset_ledger
+    from localml import LocalBackend
+    from shared.ledger import Ledger
     from shared.runs.submit import start_run_for_dataset
-    from shared.settings import get_settings, reset_settings
+    from shared.settings import load_settings
     from tests.integration.test_runs_support import FAST_TRAINING, EventSink, prepare_dataset
     from tests.isolation import isolated_env
 
@@ -275,25 +275,18 @@ def fault_world(azurite: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         EVAL_MAX_EXAMPLES="2",
         EVAL_MAX_NEW_TOKENS="16",
     )
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        reset_settings()
-        reset_ledger()
-        reset_backends()
-        settings = get_settings()
-        ctx = RunContext(settings, Ledger(settings), get_backend(settings))
-        try:
-            run = start_run_for_dataset(ctx.ledger, prepare_dataset(ctx, "fault-base", seed=5), ctx)
-            assert run.job_name, run.error
-            wait_for(lambda: ctx.backend.get_job(run.job_name).state.terminal, 300, "the tiny model's training")
-            assert ctx.backend.get_job(run.job_name).state.value == "completed"
-            world = World(env, ctx, run.job_name, damaged_copy(ctx, run.job_name))
-            world.sink = sink
-            yield world
-        finally:
-            stop_everything(ctx)
-            sink.stop()
-            reset_settings()
-            reset_ledger()
-            reset_backends()
+    # Settings from ``env`` alone, never the process environment: the world lives for the whole session, and
+    # other tests' settings must not see its ENDPOINT_IDLE_MINUTES=0 or its one-second reconcile schedule.
+    settings = load_settings(env)
+    ctx = RunContext(settings, Ledger(settings), LocalBackend(settings))
+    try:
+        run = start_run_for_dataset(ctx.ledger, prepare_dataset(ctx, "fault-base", seed=5), ctx)
+        assert run.job_name, run.error
+        wait_for(lambda: ctx.backend.get_job(run.job_name).state.terminal, 300, "the tiny model's training")
+        assert ctx.backend.get_job(run.job_name).state.value == "completed"
+        world = World(env, ctx, run.job_name, damaged_copy(ctx, run.job_name))
+        world.sink = sink
+        yield world
+    finally:
+        stop_everything(ctx)
+        sink.stop()

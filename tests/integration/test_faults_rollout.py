@@ -181,5 +181,7 @@ def test_a_crash_at_a_step_boundary_converges(fault_world: World, point: str) ->
 
 def test_every_crash_point_reached_is_one_the_harness_covers(fault_world: World) -> None:
     """A crash point added without a step (so not in ``steps.HANDLERS``) must be added to BOUNDARIES."""
+    if not fault_world.seen:
+        pytest.skip("nothing to check: no boundary test ran before this one")
     uncovered = {point for point in fault_world.seen if point not in BOUNDARIES}
     assert not uncovered, f"crash points no fault test covers: {uncovered}"

@@ -41,7 +41,10 @@ def serving_model(ledger: Ledger, backend: LocalBackend, model: str) -> dict:
 def test_models_api_and_sweep_timer_through_the_devhost(app_env, ledger: Ledger, backend: LocalBackend):
     idle_router = serving_model(ledger, backend, "faq-bot")
     pinned_router = serving_model(ledger, backend, "support-bot")
-    with DevHostProcess(env=app_env) as host, httpx.Client(base_url=host.url, timeout=30) as http:
+    # No reconcile tick: its drift repair would (rightly) put these hand-made live models, whose endpoints have no
+    # deployment, to sleep (and wake the pinned one); this test is about the models API and the sweep timer.
+    env = {**app_env, "RECONCILE_SCHEDULE": "0 0 0 1 1 *"}
+    with DevHostProcess(env=env) as host, httpx.Client(base_url=host.url, timeout=30) as http:
         listing = http.get("/api/models")
         assert listing.status_code == 200, listing.text
         views = {view["model"]: view for view in listing.json()["models"]}
