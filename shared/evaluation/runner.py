@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from shared.errors import Conflict
 from shared.evaluation import metrics
 from shared.evaluation.examples import Example
+from shared.jsonbody import parse_json_body
 from shared.timeutil import iso
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ async def ask(
     if result.deployment and target.deployment and result.deployment != target.deployment:
         return _failure(f"answered by deployment {result.deployment}, not {target.deployment}", result.status)
     try:
-        answer = parse_scoring_output(json.loads(result.body))
+        answer = parse_scoring_output(parse_json_body(result.body, what="the answer"))
     except (ValueError, UnrecognisedOutput) as exc:
         return _failure(f"not a chat-completion answer ({exc}): {snippet}", result.status, latency_ms)
     if not answer.strip():

@@ -129,6 +129,19 @@ def test_failures_count_against_the_deployment_that_failed(settings, stubs) -> N
     assert not champion.requests
 
 
+def test_an_answer_nested_too_deeply_is_a_failed_example_not_a_crash(settings, stubs) -> None:
+    _, challenger = stubs
+    cfg = dataclasses.replace(settings, eval_concurrency=6)
+    challenger.script = [StubReply(200, b"[" * 100_000 + b"]" * 100_000) for _ in range(6)]
+    record = make_record(with_champion=False)
+    store = EvalStore(cfg, "evals/bot/bot-deep.json")
+    store.save(record)
+    assert score_slice(store, record, resolver(*stubs), cfg, time.monotonic() + 30) == 6
+    for example in record["examples"]:
+        assert not example[CHALLENGER]["ok"]
+        assert example[CHALLENGER]["error"].startswith("not a chat-completion answer (the answer is not valid JSON: ")
+
+
 def test_a_rotated_key_is_fetched_again_once(settings, stubs) -> None:
     cfg = dataclasses.replace(settings, eval_concurrency=1)
     resolve_fresh = resolver(*stubs)
