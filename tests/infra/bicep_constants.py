@@ -22,41 +22,25 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script by scripts/infra-check.sh
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bicep_syntax import (  # type: ignore[no-redef]
-        Access,
-        Call,
-        Declaration,
-        ForExpr,
-        Ident,
-        Index,
-        Lambda,
-        Node,
-        NonNull,
-        Obj,
-        Op,
-        Str,
-        Template,
-        parse_file,
-    )
-else:
-    from tests.infra.bicep_syntax import (
-        Access,
-        Call,
-        Declaration,
-        ForExpr,
-        Ident,
-        Index,
-        Lambda,
-        Node,
-        NonNull,
-        Obj,
-        Op,
-        Str,
-        Template,
-        parse_file,
-    )
+if __package__ in (None, ""):  # run as a script by scripts/infra-check.sh: import from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.infra.bicep_syntax import (
+    Access,
+    Call,
+    Declaration,
+    ForExpr,
+    Ident,
+    Index,
+    Lambda,
+    Node,
+    NonNull,
+    Obj,
+    Op,
+    Str,
+    Template,
+    parse_file,
+)
 
 READABLE_AT_START = {"id", "name", "type", "apiVersion"}
 RESOURCE_CONSTANT_PROPERTIES = ["name", "scope", "parent"]
