@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -179,11 +179,31 @@ def _problem_for_range(spec: Setting, value: Any) -> str | None:
     return None
 
 
+CLIENT_SETTINGS = ("AUTOTUNE_HOST_URL", "GATEWAY_API_KEYS", "AUTOTUNE_FUNCTION_KEY")
+
+
 def load_client_settings(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The few settings the CLI needs to call an app, without requiring the app's own storage settings."""
+    return load_some_settings(CLIENT_SETTINGS, env)
+
+
+def load_some_settings(names: Iterable[str], env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Only the named settings (by their environment names), read and checked as ``load_settings`` does, as
+    ``{attribute: value}``: for offline commands that follow a few settings and need none of the app's others
+    (storage, ML platform); raise ``SettingsError`` naming each problem."""
     source = os.environ if env is None else env
-    wanted = {"AUTOTUNE_HOST_URL", "GATEWAY_API_KEYS", "AUTOTUNE_FUNCTION_KEY"}
-    return {spec.attr: spec.parse(source.get(spec.env) or spec.default or "") for spec in SPEC if spec.env in wanted}
+    wanted = set(names)
+    unknown = wanted - {spec.env for spec in SPEC}
+    if unknown:
+        raise KeyError(f"not a setting: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for spec in SPEC:
+        if spec.env in wanted:
+            _read(spec, source, values, problems)
+    if problems:
+        raise SettingsError(problems)
+    return values
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -192,36 +212,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     problems: list[str] = []
     for spec in SPEC:
-        raw = source.get(spec.env)
-        if raw is None or (raw.strip() == "" and spec.default not in (None, "")):
-            raw = spec.default if spec.default is not None else ""
-        if raw.lstrip().startswith("@Microsoft.KeyVault("):
-            # App Service passes an unresolvable reference through verbatim: never use it as a value (an API
-            # key equal to the reference text would be guessable). Fail closed, naming the setting.
-            problems.append(
-                f"{spec.env} is an unresolved Key Vault reference: give the app identity 'Key Vault Secrets User' "
-                "on the secret (infra/modules/roles.bicep) and check keyVaultReferenceIdentity, then restart"
-            )
-            continue
-        try:
-            value = spec.parse(raw)
-        except (ValueError, json.JSONDecodeError) as exc:
-            problems.append(f"{spec.env} is malformed: {exc}")
-            continue
-        if spec.choices and value not in spec.choices:
-            problems.append(f"{spec.env} must be one of {', '.join(spec.choices)}, got {value!r}")
-            continue
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            problem = _problem_for_range(spec, value)
-            if problem:
-                problems.append(problem)
-                continue
-        values[spec.attr] = value
+        _read(spec, source, values, problems)
     if not problems:
         problems.extend(_cross_checks(values))
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
+
+
+def _read(spec: Setting, source: Mapping[str, str], values: dict[str, Any], problems: list[str]) -> None:
+    """One setting from ``source`` into ``values``, or what is wrong with it into ``problems``."""
+    raw = source.get(spec.env)
+    if raw is None or (raw.strip() == "" and spec.default not in (None, "")):
+        raw = spec.default if spec.default is not None else ""
+    if raw.lstrip().startswith("@Microsoft.KeyVault("):
+        # App Service passes an unresolvable reference through verbatim: never use it as a value (an API
+        # key equal to the reference text would be guessable). Fail closed, naming the setting.
+        problems.append(
+            f"{spec.env} is an unresolved Key Vault reference: give the app identity 'Key Vault Secrets User' "
+            "on the secret (infra/modules/roles.bicep) and check keyVaultReferenceIdentity, then restart"
+        )
+        return
+    try:
+        value = spec.parse(raw)
+    except (ValueError, json.JSONDecodeError) as exc:
+        problems.append(f"{spec.env} is malformed: {exc}")
+        return
+    if spec.choices and value not in spec.choices:
+        problems.append(f"{spec.env} must be one of {', '.join(spec.choices)}, got {value!r}")
+        return
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        problem = _problem_for_range(spec, value)
+        if problem:
+            problems.append(problem)
+            return
+    values[spec.attr] = value
 
 
 def _cross_checks(values: dict[str, Any]) -> list[str]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import msgspec
 import orjson
 from xxhash import xxh3_128_digest
 
@@ -25,6 +25,8 @@ from shared.chatdata.rows import clean_line
 from shared.chatdata.sniff import describe_non_jsonl
 
 if TYPE_CHECKING:
+    from types import SimpleNamespace
+
     from shared.settings import Settings
 
 Writer = Callable[[bytes], Any]
@@ -43,8 +45,7 @@ TOO_FEW_TRAIN_ROWS = "too_few_train_rows"
 TOO_FEW_TEST_ROWS = "too_few_test_rows"
 
 
-@dataclass(frozen=True)
-class PrepareOptions:
+class PrepareOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Knobs of one preparation; ``from_settings`` maps the app settings onto them."""
 
     test_percent: int = 10
@@ -54,13 +55,22 @@ class PrepareOptions:
     min_test_rows: int = 1
     epochs: float = 3  # the notebook's num_train_epochs, for the training-token estimate
     source: str = ""
+    # the app settings a preparation follows, by environment name (``from_settings`` reads exactly these)
+    SETTINGS: ClassVar[tuple[str, ...]] = (
+        "TEST_SPLIT_PERCENT",
+        "MAX_LINE_BYTES",
+        "MAX_SEQ_LENGTH",
+        "MIN_TRAIN_ROWS",
+        "FINETUNE_PARAMETERS",
+    )
 
     def __post_init__(self) -> None:
         if not 0 <= self.test_percent <= 100:
             raise ValueError(f"test percent must be between 0 and 100, got {self.test_percent}")
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> PrepareOptions:
+    def from_settings(cls, settings: Settings | SimpleNamespace, **overrides: Any) -> PrepareOptions:
+        """From the app's settings, or from ``load_some_settings(SETTINGS)`` as a namespace (offline CLI)."""
         epochs = settings.finetune_parameters.get("num_train_epochs") or 3
         values: dict[str, Any] = {
             "test_percent": settings.test_split_percent,

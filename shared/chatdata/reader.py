@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import BinaryIO
+
+import msgspec
 
 from shared.errors import BadInput
 
@@ -33,16 +34,16 @@ class InputError(BadInput, ValueError):
     code = "invalid_input"
 
 
-@dataclass(frozen=True, slots=True)
-class TooLong:
+# Plain records are msgspec Structs, not dataclasses: defining a dataclass runs generated code (and importing
+# dataclasses pulls in inspect), which the CLI's start-up pays; a Struct is made in native code.
+class TooLong(msgspec.Struct, frozen=True, gc=False):
     """A line over the byte cap: only its first bytes and its length are kept."""
 
     head: bytes
     length: int
 
 
-@dataclass
-class StreamInfo:
+class StreamInfo(msgspec.Struct):
     """What the reader learnt about the stream, filled in while lines are read."""
 
     input_bytes: int = 0
@@ -53,11 +54,11 @@ class StreamInfo:
     lf_lines: int = 0
     head: bytes = b""
     known_sha256: str = ""  # the content's SHA-256 when the caller has it already: the content is not hashed again
-    _sha: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
+    sha: hashlib._Hash = msgspec.field(default_factory=hashlib.sha256)
 
     @property
     def content_sha256(self) -> str:
-        return self.known_sha256 or self._sha.hexdigest()
+        return self.known_sha256 or self.sha.hexdigest()
 
     @property
     def dataset_id(self) -> str:
@@ -99,7 +100,7 @@ def decompressed(chunks: Iterable[bytes], info: StreamInfo) -> Iterator[bytes]:
         stream = _gunzip(_chain(first, iterator), info)
     else:
         stream = _counted(_chain(first, iterator), info)
-    piece, update = PIECE_BYTES, None if info.known_sha256 else info._sha.update
+    piece, update = PIECE_BYTES, None if info.known_sha256 else info.sha.update
     for whole in stream:
         for at in range(0, len(whole), piece):
             data = whole[at : at + piece] if len(whole) > piece else whole

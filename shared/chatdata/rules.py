@@ -8,9 +8,9 @@ Three line shapes are accepted and detected per line: OpenAI chat (``messages`` 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
 from shared.chatdata.reader import UTF8_BOM
@@ -87,8 +87,7 @@ class LineError(BadInput, ValueError):
         self.detail = detail
 
 
-@dataclass(slots=True)
-class Conversation:
+class Conversation(msgspec.Struct, gc=False):
     """A valid line, normalised. ``messages`` hold only known keys, in a canonical order."""
 
     messages: list[dict[str, Any]]
@@ -96,7 +95,7 @@ class Conversation:
     prompt_id: str | None
     tools: Any
     shape: str
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
     chars: int = 0  # characters of content over all messages (for the token estimate)
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.errors import AutotuneError
-from shared.settings import load_client_settings
 
 if TYPE_CHECKING:
     import httpx
@@ -54,7 +53,12 @@ class AppClient:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AppClient:
-        conf = load_client_settings(client_environment())
+        from shared.settings import SettingsError, load_client_settings  # here: offline commands never need it
+
+        try:
+            conf = load_client_settings(client_environment())
+        except SettingsError as exc:
+            raise CliError(str(exc)) from None
         keys = conf["gateway_api_keys"]
         return cls(
             url=args.url or conf["host_url"],

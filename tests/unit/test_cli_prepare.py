@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
+from shared.chatdata import PrepareOptions
 from shared.cli import main
 from tests.conftest import ROOT
 from tests.unit.chatdata_helpers import jsonl, many
@@ -18,12 +20,33 @@ from tests.unit.chatdata_helpers import jsonl, many
 def _offline_env(monkeypatch):
     # prepare needs no storage account: it must work with nothing configured
     monkeypatch.delenv("AzureWebJobsStorage", raising=False)
-    monkeypatch.delenv("TEST_SPLIT_PERCENT", raising=False)
+    for name in PrepareOptions.SETTINGS:
+        monkeypatch.delenv(name, raising=False)
     from shared.settings import reset_settings
 
     reset_settings()
     yield
     reset_settings()
+
+
+def test_settings_are_followed_without_a_storage_account(tmp_path, monkeypatch):
+    # the app's settings decide the preparation offline too, though nothing else (storage) is configured
+    monkeypatch.setenv("TEST_SPLIT_PERCENT", "30")
+    monkeypatch.setenv("FINETUNE_PARAMETERS", '{"num_train_epochs": 1}')
+    source = tmp_path / "data.jsonl"
+    source.write_bytes(jsonl(*many(60)))
+    assert main(["prepare", str(source), "--out", str(tmp_path / "o"), "--max-seq-length", "512"]) == 0
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert (report["test_split_percent"], report["epochs"], report["max_seq_length"]) == (30, 1, 512)
+
+
+def test_a_malformed_setting_is_named_and_exits_1(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MAX_SEQ_LENGTH", "long")
+    source = tmp_path / "data.jsonl"
+    source.write_bytes(jsonl(*many(20)))
+    assert main(["prepare", str(source), "--out", str(tmp_path / "o")]) == 1
+    assert "MAX_SEQ_LENGTH is malformed" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_accepted_dataset_writes_four_files_and_exits_0(tmp_path, capsys):
@@ -100,7 +123,9 @@ try:
     runpy.run_module("shared", run_name="__main__", alter_sys=True)
 except SystemExit as done:
     code = done.code
-print(json.dumps({"modules": sorted({name.split(".")[0] for name in sys.modules}), "code": code}), file=sys.stderr)
+top = sorted({name.split(".")[0] for name in sys.modules})
+ours = sorted(name for name in sys.modules if name.startswith("shared."))
+print(json.dumps({"modules": top, "shared": ours, "code": code}), file=sys.stderr)
 """
 
 
@@ -109,11 +134,20 @@ def test_prepare_imports_only_what_it_needs(tmp_path, command):
     source = tmp_path / "d.jsonl"
     source.write_bytes(jsonl(*many(30)))
     argv = [str(source) if arg == "IN" else str(tmp_path / "o") if arg == "OUT" else arg for arg in command]
+    env = {k: v for k, v in os.environ.items() if k not in PrepareOptions.SETTINGS}
     done = subprocess.run(
-        [sys.executable, "-c", LOADED, *argv], cwd=ROOT, capture_output=True, text=True, check=False, timeout=60
+        [sys.executable, "-c", LOADED, *argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     *_, last = done.stderr.strip().splitlines()
     child = json.loads(last)
     assert child["code"] in (0, None), done.stderr
     loaded = set(child["modules"])
     assert "shared" in loaded and not loaded & set(NOT_FOR_PREPARE), loaded & set(NOT_FOR_PREPARE)
+    # nor the app's settings (none of the preparation's is set): a tenth of the run on a 60 MB file
+    assert "shared.settings" not in child["shared"], child["shared"]
