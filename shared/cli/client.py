@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import AutotuneError
+from shared.cli.errors import CliError
 
 if TYPE_CHECKING:
     import httpx
@@ -28,12 +28,6 @@ def client_environment() -> dict[str, str]:
     if find_settings_file(Path.cwd()) is not None:
         load_local_settings(Path.cwd(), merged)
     return merged
-
-
-class CliError(AutotuneError, RuntimeError):
-    """A failure worded for the operator; the CLI prints it and exits 1."""
-
-    code = "cli_error"
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:

@@ -41,7 +41,7 @@ def _params(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _newest_run(client: AppClient, args: argparse.Namespace) -> str:
-    from shared.cli.client import CliError
+    from shared.cli.errors import CliError
 
     runs = client.get("/api/runs", params={**_params(args), "limit": "1"}).get("runs", [])
     if not runs:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shared.cli.client import AppClient, CliError, add_connection_args
+from shared.cli.client import AppClient, add_connection_args
+from shared.cli.errors import CliError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
