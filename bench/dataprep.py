@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MAKE_CHAT = ROOT.parent / "shared" / "bench" / "make_chat_jsonl.py"
 CPU_RATIO_GOAL = 15.0
+PER_CORE_GOAL = 2.0  # x the code before issue 17, by CPU time
+BASELINE_REV = "7e9e1f4^"  # the last commit before issue 17's changes to shared/chatdata
 PROCESS_RATIO_GOAL = 8.0
 RSS_GOAL_MB = 150.0
 PANDAS_RAM_FACTOR = 20  # pandas' peak RSS per input byte, about (19x measured at 100 MB)
@@ -67,6 +69,82 @@ def child_ours(source: str, out: str, app: bool = False) -> dict:
         "train": report["train"],
         "test": report["test"],
     }
+
+
+def child_floor(source: str, out: str) -> dict:
+    """The least this design can spend, with none of the rules: read in pieces, SHA-256 (the dataset id), split
+    lines, decode each into the typed chat line (msgspec: JSON, UTF-8 and shape checked), re-encode its messages (the
+    normalised form), XXH3 digest (the dedup and split key), write 1 MiB blocks. Every preparation does each of these
+    for every byte; what ``prepare`` spends beyond it is the per-row rule checks, dedup, split, stats and report."""
+    sys.path.insert(0, str(ROOT))
+    import hashlib
+
+    import msgspec
+    from xxhash import xxh3_128_digest
+
+    from shared.chatdata.reader import file_chunks
+    from shared.chatdata.rows import _Line  # the very type the fast way decodes into
+
+    decode, encode_into = msgspec.json.Decoder(_Line).decode, msgspec.json.Encoder().encode_into
+    started, cpu = time.perf_counter(), time.process_time()
+    sha, scratch, block, carry, rows = hashlib.sha256(), bytearray(), bytearray(), b"", 0
+    with open(source, "rb") as handle, open(Path(out) / "rows.jsonl", "wb") as sink:
+        for piece in file_chunks(handle):
+            sha.update(piece)
+            view, find, start = memoryview(piece), piece.find, 0
+            while (end := find(b"\n", start)) >= 0:
+                line = carry + piece[:end] if carry else view[start:end]  # lines are not copied out of the piece
+                carry, start = b"", end + 1
+                encode_into(decode(line).messages, scratch)
+                xxh3_128_digest(scratch)
+                block += scratch
+                rows += 1
+                if len(block) >= 1 << 20:
+                    sink.write(block)
+                    block = bytearray()
+            carry += piece[start:]
+        sink.write(block)
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+        "train": rows,
+        "test": 0,
+        "sha256": sha.hexdigest(),
+    }
+
+
+def child_revision(source: str, out: str, tree: str) -> dict:
+    """``prepare`` as it was at an earlier commit (its ``shared`` package extracted to ``tree``), run as the CLI did."""
+    sys.path.insert(0, tree)
+    import inspect
+
+    from shared.chatdata import PrepareOptions, file_chunks, prepare
+
+    how = {"write_beside": False} if "write_beside" in inspect.signature(prepare).parameters else {}
+    started, cpu = time.perf_counter(), time.process_time()
+    outs = [open(Path(out) / f"{name}.jsonl", "wb") for name in ("train", "test", "rejected")]  # noqa: SIM115
+    with open(source, "rb") as handle:
+        report = prepare(file_chunks(handle), *(o.write for o in outs), PrepareOptions(), **how)
+    for f in outs:
+        f.close()
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu,
+        "train": report["train"],
+        "test": report["test"],
+    }
+
+
+def extract_revision(rev: str, workdir: Path) -> Path | None:
+    """The ``shared`` package at ``rev`` in a folder of its own, or None when this is not a git checkout with it."""
+    tree = workdir / "baseline"
+    tree.mkdir(exist_ok=True)
+    try:
+        archive = subprocess.run(["git", "archive", rev, "shared"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return tree
 
 
 # The notebook's way, as a script: run whole by ``python -c`` (whole-process timing), or its work part alone.
@@ -125,7 +203,7 @@ def whole_processes(source: Path, workdir: Path, repeat: int) -> dict[str, dict]
     return {name: best(found) for name, found in runs.items()}
 
 
-def measure(kind: str, source: Path, workdir: Path) -> dict:
+def measure(kind: str, source: Path, workdir: Path, *extra: str) -> dict:
     """Run one side in a fresh process; its result plus its own peak RSS (MB, from ``os.wait4``), or the error."""
     out = workdir / f"out-{kind}"
     out.mkdir(exist_ok=True)
@@ -133,7 +211,10 @@ def measure(kind: str, source: Path, workdir: Path) -> dict:
     started = time.perf_counter()
     with log.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--child", kind, str(source), str(out)], stdout=sink, stderr=sink, cwd=ROOT
+            [sys.executable, __file__, "--child", kind, str(source), str(out), *extra],
+            stdout=sink,
+            stderr=sink,
+            cwd=ROOT,
         )
         _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not the maximum over all children
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -206,11 +287,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-percent", type=float, default=0, help="faulty lines (pandas then fails)")
     parser.add_argument("--skip-pandas", action="store_true", help="measure ours only (e.g. not enough RAM)")
     parser.add_argument("--process-mb", type=float, default=60, help="prefix for the whole-process runs (0: none)")
-    parser.add_argument("--child", nargs=3, metavar=("KIND", "INPUT", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE_REV,
+        help=f"git revision whose prepare is the per-core baseline (default {BASELINE_REV}: before issue 17; '' none)",
+    )
+    parser.add_argument("--child", nargs="+", metavar="KIND INPUT OUT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        kind, source, out = args.child
-        result = child_pandas(source, out) if kind == "pandas" else child_ours(source, out, app=kind == "ours-app")
+        kind, source, out, *extra = args.child
+        if kind == "pandas":
+            result = child_pandas(source, out)
+        elif kind == "floor":
+            result = child_floor(source, out)
+        elif kind == "revision":
+            result = child_revision(source, out, *extra)
+        else:
+            result = child_ours(source, out, app=kind == "ours-app")
         print(json.dumps(result))
         return 0
     if not MAKE_CHAT.exists():
@@ -220,10 +313,16 @@ def main(argv: list[str] | None = None) -> int:
         source = generate(args.mb, args.seed, args.bad_percent, workdir)
         size_mb = source.stat().st_size / 1e6
         print(f"input: {source} ({size_mb:.1f} MB); {args.repeat} run(s) of each side, alternating")
-        sides = {
+        sides: dict[str, tuple] = {
             "autotune (streaming)": ("ours", source, size_mb),
             "autotune, app pass 2": ("ours-app", source, size_mb),
+            "floor (no rules)": ("floor", source, size_mb),
         }
+        tree = extract_revision(args.baseline, workdir) if args.baseline else None
+        if tree is not None:
+            sides[f"before ({args.baseline})"] = ("revision", source, size_mb, str(tree))
+        elif args.baseline:
+            print(f"no baseline: {args.baseline} cannot be read from git here")
         if not args.skip_pandas:
             # pandas needs ~20x the file in RAM; past what is free it would be killed (or take others down with it)
             fits_mb = mem_available_mb() * 0.6 / PANDAS_RAM_FACTOR
@@ -237,8 +336,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         runs: dict[str, list[dict]] = {name: [] for name in sides}
         for _ in range(max(1, args.repeat)):
-            for name, (kind, path, _mb) in sides.items():
-                runs[name].append(measure(kind, path, workdir))
+            for name, (kind, path, _mb, *extra) in sides.items():
+                runs[name].append(measure(kind, path, workdir, *extra))
         processes: dict[str, dict] = {}
         if args.process_mb and not args.skip_pandas:
             small = prefix_file(source, args.process_mb, workdir)
@@ -280,6 +379,21 @@ def report_work(results: dict[str, dict], sides: dict[str, tuple], size_mb: floa
             print(f"the app's second pass (content hash known): {app['cpu_mbps'] / pandas['cpu_mbps']:.1f}x (CPU time)")
         verdict = "OK" if cpu_speed >= CPU_RATIO_GOAL else "MISSED"
         print(f"target: CPU-time ratio >= {CPU_RATIO_GOAL:g}x pandas: {verdict}")
+        floor = results["floor (no rules)"]
+        if "error" not in floor:
+            print(
+                f"floor (the required operations alone, no rules): {floor['cpu_mbps'] / pandas['cpu_mbps']:.1f}x "
+                f"pandas; ours spends {ours['cpu_seconds'] / floor['cpu_seconds']:.2f}x the floor's CPU time"
+            )
+    before = next((r for name, r in results.items() if name.startswith("before (")), None)
+    if before and "error" not in before and "error" not in ours:
+        per_core = before["cpu_seconds"] / ours["cpu_seconds"]
+        print(
+            f"per core vs the code before issue 17: {per_core:.2f}x as the CLI runs it, "
+            f"{before['cpu_seconds'] / app['cpu_seconds']:.2f}x as the app's second pass does; the floor is "
+            f"{before['cpu_seconds'] / results['floor (no rules)']['cpu_seconds']:.2f}x"
+        )
+        print(f"target: per core >= {PER_CORE_GOAL:g}x: {'OK' if per_core >= PER_CORE_GOAL else 'MISSED'}")
     if "error" not in ours:
         hint = "" if size_mb >= 1000 else "; the claim is for --mb 1024"
         verdict = "OK" if ours["peak_rss_mb"] <= RSS_GOAL_MB else "MISSED"
