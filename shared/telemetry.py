@@ -58,8 +58,7 @@ FIELDS = ("run_id", "model", "job_name", "dataset_id")
 _QUIET_LOGGERS = (
     "azure.core.pipeline.policies.http_logging_policy",
     "azure.identity",
-    "azure.monitor.opentelemetry.exporter",
-    "azure.monitor",
+    "azure.monitor",  # the exporter's upload logs among them (azure.monitor.opentelemetry.exporter)
     "urllib3",
 )
 _APP_LOGGERS = ("shared", "functions", "devhost")

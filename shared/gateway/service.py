@@ -24,6 +24,7 @@ from shared.gateway.activity import ActivityRecorder, ledger_writer
 from shared.gateway.auth import check_api_key
 from shared.gateway.errors import GatewayError, bad_request
 from shared.gateway.targets import Route, TargetCache
+from shared.gateway.upstream_errors import answer_text, raise_for_upstream
 from shared.jsonbody import InvalidJSONBody, parse_json_body
 from shared.ledger import ConflictError, Ledger, ModelRecord
 from shared.models import request_wake
@@ -39,7 +40,6 @@ __all__ = ["WAKE_RETRY_AFTER_SECONDS", "Gateway", "Reply", "get_gateway"]
 WAKE_RETRY_AFTER_SECONDS = 30
 OVERHEAD_HEADER = "x-autotune-overhead-ms"
 DEPLOYMENT_HEADER = "x-autotune-deployment"
-_SNIPPET = 300
 
 
 @dataclass
@@ -62,11 +62,6 @@ class Reply:
 
 def _json(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _snippet(body: bytes) -> str:
-    text = body[:_SNIPPET].decode("utf-8", "replace").strip()
-    return text + ("..." if len(body) > _SNIPPET else "")
 
 
 def _epoch(text: str) -> int:
@@ -93,8 +88,8 @@ class Gateway:
             timing.model = request.model
             payload = _json(openai_api.to_azureml_payload(request))
             result = await self._forward(request.model, payload, timing)
-            self._raise_for_upstream(result, native=False)
-            answer, stopped = openai_api.apply_stop(self._answer(result), request.stop)
+            raise_for_upstream(result, native=False)
+            answer, stopped = openai_api.apply_stop(answer_text(result), request.stop)
             completion_id = openai_api.new_completion_id()
             if request.stream:
                 sse = openai_api.chat_chunks_sse(request, answer, stopped, completion_id)
@@ -119,7 +114,7 @@ class Gateway:
                     param="input_data",
                 )
             result = await self._forward(model, body, timing)
-            self._raise_for_upstream(result, native=True)
+            raise_for_upstream(result, native=True)
             media_type = result.headers.get("content-type", "application/json")
             return self._with_deployment(Reply(result.status, result.body, media_type=media_type), result)
 
@@ -323,50 +318,6 @@ class Gateway:
             code="model_wake_failed",
             headers={"Retry-After": str(seconds)},
         )
-
-    def _raise_for_upstream(self, result: upstream.UpstreamResult, *, native: bool) -> None:
-        """Map a non-2xx endpoint answer to the caller's error (the native route passes 4xx through as is)."""
-        status = result.status
-        if 200 <= status < 300:
-            return
-        detail = _snippet(result.body)
-        if status in (401, 403):
-            raise GatewayError(
-                502,
-                f"the endpoint rejected the gateway's credentials (HTTP {status}) even after refreshing its key",
-                code="upstream_auth_failed",
-            )
-        if status == 429:
-            raise GatewayError(
-                429,
-                f"the endpoint is throttling requests: {detail}",
-                code="upstream_rate_limited",
-                headers={"Retry-After": result.headers.get("retry-after", "5")},
-            )
-        if status == 503:
-            raise GatewayError(
-                503,
-                f"the endpoint is unavailable (HTTP 503): {detail}",
-                code="upstream_unavailable",
-                headers={"Retry-After": result.headers.get("retry-after", "5")},
-            )
-        if 400 <= status < 500 and status != 404 and not native:
-            raise GatewayError(
-                400, f"the endpoint rejected the request (HTTP {status}): {detail}", code="upstream_rejected"
-            )
-        if status >= 500 or status == 404 or not 200 <= status < 500:
-            raise GatewayError(502, f"the endpoint failed (HTTP {status}): {detail}", code="upstream_error")
-
-    @staticmethod
-    def _answer(result: upstream.UpstreamResult) -> str:
-        try:
-            return openai_api.parse_scoring_output(parse_json_body(result.body, what="the answer"))
-        except (ValueError, openai_api.UnrecognisedOutput) as exc:
-            raise GatewayError(
-                502,
-                f"the endpoint's answer is not a chat-completion scoring response ({exc}): {_snippet(result.body)}",
-                code="upstream_bad_response",
-            ) from exc
 
     @staticmethod
     def _with_deployment(reply: Reply, result: upstream.UpstreamResult) -> Reply:
