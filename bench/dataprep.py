@@ -5,7 +5,8 @@ The notebook prepares data with ``pandas.read_json(lines=True)``, samples a test
 a 2 GB Function instance. Ours streams: validates every line, normalises, dedups, splits by hash and reports, in
 memory that does not grow with the file. Each side runs in its own process (peak RSS measured by ``os.wait4``).
 
-Two comparisons, each against pandas in the same run:
+Two comparisons, each against pandas in the same run (beside it, the floor: the operations every preparation must do
+and nothing else, see ``child_floor``; and the code before issue 17, from git, for the per-core ratio):
 - the work alone (interpreter start and imports excluded), by CPU time: the headline, because CPU time holds
   steady on a shared machine where wall clock does not (wall clock is printed too); as ``python -m shared
   prepare`` runs it, and as the app's second pass does (content hash known from the first, writes on a thread);
