@@ -42,6 +42,7 @@ AZURE_OPTIONAL: dict[str, str] = {
     "CORPUS_MODE": "default fits: every dataset of a model",
     "CORPUS_MAX_TRAIN_ROWS": "default fits: no limit",
     "CORPUS_MAX_AGE_DAYS": "default fits: no limit",
+    "CORPUS_KEEP": "default fits: three snapshots",
     "TRAINING_DEBOUNCE_SECONDS": "default fits: five minutes",
     "ON_NEW_DATA": "default fits: wait for the running job",
     "MAX_RUNS_PER_MODEL_PER_DAY": "default fits: four jobs",

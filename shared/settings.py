@@ -79,6 +79,7 @@ class Settings:
     corpus_mode: str
     corpus_max_train_rows: int
     corpus_max_age_days: float
+    corpus_keep: int
     training_debounce_seconds: float
     on_new_data: str
     max_runs_per_model_per_day: int

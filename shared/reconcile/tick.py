@@ -28,8 +28,9 @@ class TickReport:
     """What one timer tick did: per run (backstop), per model (the actions taken, in order), per model whose
     platform state drifted
     (``drift``), per orphan deployment suspect (``orphans``, ``"endpoint/deployment"``) and per sleeping model
-    whose failed wake was retried automatically (``wakes``), and per prepared dataset that no run had gathered
-    (``gathered``, ``"model/dataset_id"``)."""
+    whose failed wake was retried automatically (``wakes``), per prepared dataset that no run had gathered
+    (``gathered``, ``"model/dataset_id"``), and per corpus snapshot deleted by retention (``corpora``,
+    ``"model/corpus_id"``; a model skipped or failed under its own name)."""
 
     started_at: str = field(default_factory=iso)
     runs: dict[str, str] = field(default_factory=dict)
@@ -38,6 +39,7 @@ class TickReport:
     orphans: dict[str, str] = field(default_factory=dict)
     wakes: dict[str, str] = field(default_factory=dict)
     gathered: dict[str, str] = field(default_factory=dict)
+    corpora: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class TickReport:
             "orphans": self.orphans,
             "wakes": self.wakes,
             "gathered": self.gathered,
+            "corpora": self.corpora,
         }
 
 
@@ -108,9 +111,11 @@ def reconcile_model(
 
 def reconcile_all(ctx: RunContext | None = None) -> TickReport:
     """The timer's tick: the backstop over unfinished runs, failed wakes retried when due, drift repaired, every
-    model's next steps, orphan deployments deleted. Crashed preparations are re-driven by their own timer
-    (``redrive_preparations``), never here: a preparation may take minutes, the deployment steps must not wait."""
+    model's next steps, orphan deployments and old corpus snapshots deleted. Crashed preparations are re-driven
+    by their own timer (``redrive_preparations``), never here: a preparation may take minutes, the deployment
+    steps must not wait."""
     from shared.reconcile.backstop import tend_runs
+    from shared.reconcile.corpora import collect_corpora
     from shared.reconcile.datasets import gather_stray_datasets
     from shared.reconcile.drift import repair_drift
     from shared.reconcile.gc import collect_orphans
@@ -124,7 +129,8 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
     endpoints = _managed_endpoints(ctx)
     if endpoints is not None:
         report.drift = repair_drift(ctx, endpoints)
-    for name in sorted({record.model for record in ctx.ledger.query(ModelRecord)}):
+    names = sorted({record.model for record in ctx.ledger.query(ModelRecord)})
+    for name in names:
         try:
             with log_context(model=name):
                 report.models[name] = reconcile_model(ctx, name)
@@ -133,13 +139,15 @@ def reconcile_all(ctx: RunContext | None = None) -> TickReport:
             report.models[name] = [f"error: {exc}"]
     if endpoints is not None:
         report.orphans = collect_orphans(ctx, endpoints)
+    report.corpora = collect_corpora(ctx, names)
     busy = {name: steps for name, steps in report.models.items() if steps not in (["idle"], ["sleeping"])}
     log.info(
-        "reconcile tick: runs %s, drift %s, models %s, orphans %s",
+        "reconcile tick: runs %s, drift %s, models %s, orphans %s, corpora %s",
         report.runs,
         report.drift,
         busy,
         {key: value for key, value in report.orphans.items() if value != "kept: referenced"},
+        report.corpora,
     )
     return report
 

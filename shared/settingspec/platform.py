@@ -113,7 +113,7 @@ ML_PLATFORM: tuple[Setting, ...] = (
         "orphan_grace_minutes",
         "30",
         "A deployment on a managed endpoint that no model references and that has no traffic is deleted once it "
-        "is this old.",
+        "is this old; so is a corpus build that no run uses any more, once untouched this long.",
         as_float,
         minimum=0,
     ),

@@ -30,6 +30,15 @@ CONTINUOUS_TRAINING: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "CORPUS_KEEP",
+        "corpus_keep",
+        "3",
+        "Complete corpus snapshots kept per model beyond those its unfinished runs and its live and desired "
+        "versions use; older ones are deleted (rebuilt if ever selected again).",
+        as_int,
+        minimum=1,
+    ),
+    Setting(
         "TRAINING_DEBOUNCE_SECONDS",
         "training_debounce_seconds",
         "300",

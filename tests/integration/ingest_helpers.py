@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from shared.ledger import Ledger, RunRecord
+from shared.ledger import DatasetRecord, Ledger, RunRecord
+from shared.timeutil import iso, utcnow
+from tests.unit.chatdata_helpers import jsonl as chat_jsonl
+from tests.unit.chatdata_helpers import run as prepare_rows
 
 
 def chat_rows(n: int, tag: str = "") -> list[dict[str, Any]]:
@@ -24,6 +28,22 @@ def chat_rows(n: int, tag: str = "") -> list[dict[str, Any]]:
 
 def jsonl(rows: list[Any], extra: bytes = b"") -> bytes:
     return b"".join(json.dumps(row).encode() + b"\n" for row in rows) + extra
+
+
+def put_dataset(container, dataset_id: str, rows: list, days_ago: float, model: str = "bot") -> DatasetRecord:
+    """A prepared dataset of ``model`` as preparation leaves it (its splits at 20% held out) and its record."""
+    result = prepare_rows(chat_jsonl(*rows), test_percent=20)
+    prefix = f"datasets/{model}/{dataset_id}/"
+    for split in ("train", "test"):
+        container.upload_blob(f"{prefix}{split}.jsonl", result.raw[split], overwrite=True)
+    return DatasetRecord(
+        model=model,
+        dataset_id=dataset_id,
+        state="prepared",
+        prefix=prefix,
+        prepared_at=iso(utcnow() - timedelta(days=days_ago)),
+        report=result.report,
+    )
 
 
 @pytest.fixture

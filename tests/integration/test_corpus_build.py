@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 
 from shared.corpus import CorpusOptions, build_corpus, corpus_blob, read_manifest, select
-from shared.ledger import DatasetRecord
-from shared.timeutil import iso, utcnow
-from tests.integration.ingest_helpers import container  # noqa: F401 - fixture
-from tests.unit.chatdata_helpers import jsonl, many, run
-
-
-def put_dataset(container, dataset_id: str, rows: list, days_ago: float) -> DatasetRecord:  # noqa: F811
-    result = run(jsonl(*rows), test_percent=20)
-    prefix = f"datasets/bot/{dataset_id}/"
-    for split in ("train", "test"):
-        container.upload_blob(f"{prefix}{split}.jsonl", result.raw[split], overwrite=True)
-    return DatasetRecord(
-        model="bot",
-        dataset_id=dataset_id,
-        state="prepared",
-        prefix=prefix,
-        prepared_at=iso(utcnow() - timedelta(days=days_ago)),
-        report=result.report,
-    )
+from shared.timeutil import utcnow
+from tests.integration.ingest_helpers import container, put_dataset  # noqa: F401 - fixture
+from tests.unit.chatdata_helpers import many
 
 
 @pytest.fixture
