@@ -6,9 +6,10 @@ quota) the same data would never train again. A retry is the one move backwards,
 ``canceled``: the timeline keeps the history (``queued`` is appended, nothing removed), ``details.attempt`` counts
 attempts and ``details.previous_attempts`` keeps each earlier attempt's state, error and job. The new attempt
 trains on the same corpus and is submitted as ingestion submits a run (``submit_or_leave_queued``); a run that
-ended before it had a corpus (canceled while ``waiting``) goes back to ``waiting`` instead. Jobs run under a key
-that includes the attempt (``submit.job_key``), so the backend starts a NEW job instead of re-adopting the
-previous attempt's failed one.
+ended before it had a corpus (canceled while ``waiting``), or whose corpus retention has deleted since
+(``shared.reconcile.corpora``), goes back to ``waiting`` instead and gathers the model's corpus as it is now.
+Jobs run under a key that includes the attempt (``submit.job_key``), so the backend starts a NEW job instead of
+re-adopting the previous attempt's failed one.
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ class RetryStateError(Conflict, RuntimeError):
     code = "run_not_retryable"
 
 
-def requeue(run: RunRecord, at: str | None = None) -> bool:
-    """Move a failed/canceled ``run`` back to ``queued`` in place, remembering the attempt that ended.
+def requeue(run: RunRecord, at: str | None = None, *, corpus_gone: bool = False) -> bool:
+    """Move a failed/canceled ``run`` back to ``queued`` in place, remembering the attempt that ended; to
+    ``waiting``, without its corpus, when ``corpus_gone`` (nothing left to train that attempt on).
 
     Returns False (and changes nothing) for any other state: the forward-only rule holds everywhere else.
     """
@@ -76,7 +78,10 @@ def requeue(run: RunRecord, at: str | None = None) -> bool:
     run.metrics = {}
     run.registered_model = ""
     run.registered_version = ""
-    run.transition("waiting" if never_had_a_corpus(run) else "queued", at=at)
+    if corpus_gone:
+        run.details["previous_corpus_id"] = run.corpus.get("corpus_id", "")
+        run.corpus = {}
+    run.transition("waiting" if corpus_gone or never_had_a_corpus(run) else "queued", at=at)
     run.details["retried_at"] = run.updated_at
     return True
 
@@ -84,6 +89,16 @@ def requeue(run: RunRecord, at: str | None = None) -> bool:
 def never_had_a_corpus(run: RunRecord) -> bool:
     """A run that ended while still waiting (canceled, or no data then): its retry gathers data again."""
     return not run.corpus and any(state == "waiting" for state, _ in run.timeline)
+
+
+def corpus_gone(ctx: RunContext, run: RunRecord) -> bool:
+    """The run's corpus manifest is deleted (retention: ``CORPUS_KEEP``), so its files are, or are about to be."""
+    manifest = ((run.corpus or {}).get("files") or {}).get("manifest")
+    if not manifest:
+        return False  # a run from before corpora, or one that never had one
+    from shared.storage import blob_service
+
+    return not blob_service(ctx.settings).get_blob_client(ctx.settings.training_container, manifest).exists()
 
 
 def previous_job_names(run: RunRecord) -> set[str]:
@@ -99,9 +114,10 @@ def retry_run(ctx: RunContext, run_id: str) -> RunRecord | None:
     if run.state not in RETRYABLE:
         raise RetryStateError(f"run {run_id} is {run.state}; only failed or canceled runs can be retried")
     stamp = iso()
+    gone = corpus_gone(ctx, run)
 
     def change(current: RunRecord) -> bool:
-        return requeue(current, at=stamp)
+        return requeue(current, at=stamp, corpus_gone=gone)
 
     updated = mutate_run(ctx.ledger, run, change)
     if updated.state not in ("queued", "waiting") or updated.details.get("retried_at") != stamp:

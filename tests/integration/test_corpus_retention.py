@@ -12,9 +12,10 @@ import pytest
 
 from shared.corpus import CorpusOptions, Selection, build_corpus, corpus_blob, corpus_prefix, read_manifest, select
 from shared.ledger import DatasetRecord, Ledger, ModelRecord
-from shared.reconcile.corpora import retain_corpora
+from shared.reconcile.corpora import collect_corpora, retain_corpora
 from shared.reconcile.tick import reconcile_all
 from shared.runs.context import RunContext
+from shared.runs.retry import retry_run
 from shared.timeutil import utcnow
 from tests import factories
 from tests.integration.ingest_helpers import container, put_dataset  # noqa: F401 - fixture
@@ -205,3 +206,48 @@ def test_the_tick_runs_retention_once_per_interval_and_waits_for_the_lease(
     old = built(container, datasets[:1])  # selected and built again meanwhile
     assert reconcile_all(ctx).corpora == {}  # looked at within the hour: not again
     assert read_manifest(container, MODEL, old.corpus_id) is not None
+
+
+def test_a_retried_run_whose_corpus_was_deleted_gathers_the_corpus_anew(settings, ledger, container, datasets) -> None:  # noqa: F811
+    for record in datasets:
+        ledger.create(record)
+    old = built(container, datasets[:1])
+    next_second()
+    built(container, datasets)
+    corpus = {"corpus_id": old.corpus_id, "files": {"manifest": corpus_blob(MODEL, old.corpus_id, "manifest.json")}}
+    factories.run(
+        ledger, MODEL, "r-failed", state="failed", corpus=corpus, timeline=[["waiting", utcnow().isoformat()]]
+    )
+    ctx = context(settings, ledger, keep=1)
+    assert list(retain_corpora(ctx, MODEL)) == [f"{MODEL}/{old.corpus_id}"]
+
+    retried = retry_run(ctx, "r-failed")
+
+    assert retried.state == "waiting" and retried.corpus == {}  # not queued on files that are gone
+    assert retried.details["previous_corpus_id"] == old.corpus_id
+    assert "built on the next reconcile tick" in retried.details["waiting_reason"]
+
+
+def test_one_models_storage_error_leaves_the_others_to_their_retention(settings, ledger, container) -> None:  # noqa: F811
+    models = ("stuck", MODEL)
+    olds = {}
+    for model in models:
+        records = [put_dataset(container, f"{model}-d{n}", many(12, f"{model}{n}"), 1, model=model) for n in (1, 2)]
+        olds[model] = select(model, records[:1], OPTIONS, utcnow())
+        assert build_corpus(container, olds[model]).done
+        next_second()
+        assert build_corpus(container, select(model, records, OPTIONS, utcnow())).done
+    leased = container.get_blob_client(corpus_blob("stuck", olds["stuck"].corpus_id, "train.jsonl"))
+    lease = leased.acquire_lease()  # someone else's lease on a blob: its deletion is refused
+    try:
+        done = collect_corpora(context(settings, ledger, keep=1), models)
+    finally:
+        lease.release()
+
+    assert done["stuck"].startswith("error: ") and "lease" in done["stuck"].lower()
+    assert done[f"{MODEL}/{olds[MODEL].corpus_id}"].startswith("deleted: ")
+    assert read_manifest(container, MODEL, olds[MODEL].corpus_id) is None
+    assert read_manifest(container, "stuck", olds["stuck"].corpus_id) is None  # manifest first: incomplete now
+    assert retain_corpora(context(settings, ledger, keep=1), "stuck") == {
+        "stuck/" + olds["stuck"].corpus_id: "deleted: incomplete, with nothing a build would resume from"
+    }
