@@ -105,7 +105,7 @@ def retain_corpora(ctx: RunContext, model: str, container: ContainerClient | Non
         for corpus, reason in doomed(stored, kept, ctx.settings.corpus_keep, ctx.settings.orphan_grace_minutes):
             for name in corpus.deletion_order():
                 _delete(container, name)
-            log.warning(
+            log.info(  # routine housekeeping, not a fault: the tick's summary line lists it too
                 "deleted corpus %s of model %s (%d blobs): %s",
                 corpus.corpus_id,
                 model,
