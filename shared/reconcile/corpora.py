@@ -38,6 +38,7 @@ from shared.ledger import DatasetRecord, ModelRecord, RunRecord
 from shared.reconcile.lease import model_lease, model_lease_name
 from shared.records import TERMINAL_RUN_STATES
 from shared.runs.context import RunContext, new_owner
+from shared.runs.waiting import training_lease_name
 from shared.timeutil import utcnow
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def retain_corpora(ctx: RunContext, model: str, container: ContainerClient | Non
     """Delete ``model``'s corpora that retention does not keep (see the module); idempotent. ``container``: the
     training container (the settings' one when None)."""
     with (
-        model_lease(ctx, f"train:{model}", "corpora") as training,
+        model_lease(ctx, training_lease_name(model), "corpora") as training,
         model_lease(ctx, model_lease_name(model), "corpora") as rollout,
     ):
         if not (training and rollout):

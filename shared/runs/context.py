@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 # Forward order of a healthy run; a run never moves backwards (a late event for an earlier state changes nothing).
 RUN_ORDER = ("waiting", "queued", "submitted", "running", "completed", "registered", "deploying", "live")
-TERMINAL = frozenset({"live", "held", "failed", "canceled", "superseded"})
 # Where the promotion gate may stop a version: after registration, before it is live.
 GATED = frozenset({"registered", "deploying"})
 # States in which the training job may still be going (events and the backstop poll act on these); at most one
@@ -146,7 +145,6 @@ __all__ = [
     "GATED",
     "JOB_ACTIVE",
     "RUN_ORDER",
-    "TERMINAL",
     "ConflictError",
     "RunContext",
     "advance_run",

@@ -34,6 +34,11 @@ CORPUS_DATASETS_KEPT = 200  # member datasets listed on the run record (the mani
 ENDED_QUIETLY = ("failed", "canceled", "waiting")  # runs whose corpus was never (fully) trained
 
 
+def training_lease_name(model: str) -> str:
+    """The lease that serialises a model's corpus selection and building (held here; retention takes it too)."""
+    return f"train:{model}"
+
+
 def advance_model(ctx: RunContext, model: str, *, build_seconds: float | None = BUILD_SECONDS) -> dict[str, str]:
     """Move the model's waiting runs on as far as they can go now; returns ``{run_id: what happened}`` for the
     runs that changed (submitted, ended, or a new reason to wait).
@@ -47,7 +52,7 @@ def advance_model(ctx: RunContext, model: str, *, build_seconds: float | None = 
     if not waiting:
         return {}
     owner = new_owner("advance")
-    lease = f"train:{model}"
+    lease = training_lease_name(model)
     if not ctx.ledger.acquire_lease(lease, owner, LEASE_SECONDS):
         return {}  # another worker is advancing this model right now
     try:
