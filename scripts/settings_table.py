@@ -63,6 +63,7 @@ AZURE_OPTIONAL: dict[str, str] = {
     "EVAL_MAX_NEW_TOKENS": "default fits",
     "EVAL_CONCURRENCY": "default fits",
     "EVAL_TIMEOUT_SECONDS": "default fits",
+    "EVAL_MIN_RECORDED_EXAMPLES": "default fits",
     "ORPHAN_GRACE_MINUTES": "default fits",
     "LOCAL_STATE_DIR": "local backend only",
     "LOCAL_BASE_MODEL": "local backend only",

@@ -112,6 +112,7 @@ class Settings:
     eval_max_new_tokens: int
     eval_concurrency: int
     eval_timeout_seconds: float
+    eval_min_recorded_examples: int
     local_state_dir: str
     local_base_model: str
     local_workspace_id: str

@@ -54,6 +54,13 @@ def render_evaluation(detail: dict[str, Any]) -> list[str]:
         f"  {evaluation.get('reason', '')}",
     ]
     champion, challenger = evaluation.get("champion"), evaluation.get("challenger")
+    recorded = (champion or {}).get("recorded")
+    if recorded:
+        lines.append(
+            f"  champion v{champion.get('version') or '?'} was asleep, not asked: its answers recorded by the "
+            f"evaluation {recorded.get('blob')} (run {recorded.get('run_id')}, {recorded.get('at')}), "
+            f"{recorded.get('examples')} conversations in common"
+        )
     lines.append(f"  {'':<14}{_title(champion, 'champion'):<18}{_title(challenger, 'challenger')}")
     for label, key, fmt in ROWS:
         left = _cell((champion or {}).get(key), fmt) if champion else ""

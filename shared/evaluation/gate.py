@@ -6,6 +6,8 @@ users get now, on conversations neither was trained on?". A small tolerance (``P
 bootstrap interval is reported beside the means so a reader can tell noise from a real change. With no
 champion, the challenger must reach ``PROMOTION_MIN_SCORE`` and fail no more requests than the error
 tolerance (measured from zero): a first version that cannot answer is never promoted on its ROUGE alone.
+A sleeping champion's answers recorded by an earlier evaluation (``shared.evaluation.recorded``) are compared
+exactly as a live champion's, and the reason names the record.
 ``always`` records the same numbers and promotes; ``manual`` records them and waits for a person.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.evaluation import metrics
+from shared.evaluation.recorded import RECORDED_FROM
 from shared.evaluation.runner import CHALLENGER, CHAMPION
 
 if TYPE_CHECKING:
@@ -118,7 +121,7 @@ def gate_verdict(summary: dict[str, Any], limits: Thresholds) -> tuple[bool, str
             f"{limits.min_score:g}, error rate {_pct(errors)}"
         )
     base, base_errors = champion["rouge_l"] or 0.0, champion["error_rate"] or 0.0
-    versus = f"version {champion.get('version') or '?'}"
+    versus = f"version {champion.get('version') or '?'}{_recorded_note(champion.get('recorded'))}"
     if errors - base_errors > limits.max_error_increase + _EPSILON:
         return False, (
             f"error rate {_pct(errors)} vs {_pct(base_errors)} for the champion ({versus}) over {count} "
@@ -135,6 +138,16 @@ def gate_verdict(summary: dict[str, Any], limits: Thresholds) -> tuple[bool, str
         f"{_interval(summary.get('difference'))}, error rate {_pct(errors)} vs {_pct(base_errors)}: within "
         f"PROMOTION_MAX_REGRESSION {limits.max_regression:g} and PROMOTION_MAX_ERROR_INCREASE "
         f"{_pct(limits.max_error_increase)}"
+    )
+
+
+def _recorded_note(recorded: dict[str, Any] | None) -> str:
+    """How a sleeping champion's side was filled: which earlier evaluation, when, how many conversations."""
+    if not recorded:
+        return ""
+    return (
+        f", asleep: its answers recorded by the evaluation {recorded.get('blob')} of {recorded.get('at') or '?'}, "
+        f"{recorded.get('examples')} conversations in common"
     )
 
 
@@ -190,7 +203,10 @@ def evaluation_view(
     keys = ("version", "run_id", "deployment", "rouge_l", "token_f1", "error_rate", "p50_ms", "p95_ms", "errors")
 
     def side(values: dict[str, Any] | None) -> dict[str, Any] | None:
-        return None if values is None else {key: values.get(key) for key in keys}
+        if values is None:
+            return None
+        recorded = {"recorded": values["recorded"]} if values.get("recorded") else {}
+        return {**{key: values.get(key) for key in keys}, **recorded}
 
     return {
         "policy": record.get("policy"),
@@ -206,5 +222,10 @@ def evaluation_view(
         "blob": blob,
         "started_at": record.get("started_at"),
         "decided_at": record.get("finished_at"),
-        "requests": sum(1 for e in record.get("examples") or [] for s in (CHAMPION, CHALLENGER) if e.get(s)),
+        "requests": sum(  # asked, not copied from a record
+            1
+            for e in record.get("examples") or []
+            for s in (CHAMPION, CHALLENGER)
+            if e.get(s) and not e[s].get(RECORDED_FROM)
+        ),
     }

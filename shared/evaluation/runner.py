@@ -67,8 +67,10 @@ class Task:
 
 
 def pending_tasks(record: dict[str, Any]) -> list[Task]:
-    """Requests without a recorded result, in a fixed order (per example: champion, then challenger)."""
-    sides = [CHAMPION, CHALLENGER] if record.get(CHAMPION) else [CHALLENGER]
+    """Requests without a recorded result, in a fixed order (per example: champion, then challenger). A champion
+    whose answers were taken from an earlier evaluation (``recorded``: it is asleep) is never asked."""
+    champion = record.get(CHAMPION)
+    sides = [CHAMPION, CHALLENGER] if champion and not champion.get("recorded") else [CHALLENGER]
     tasks: list[Task] = []
     for index, example in enumerate(record.get("examples") or []):
         for side in sides if example.get("set") == "gate" else [CHALLENGER]:

@@ -80,17 +80,20 @@ def read_split(
     return selector.result()
 
 
-def read_golden(settings: Settings, model: str, limit: int) -> tuple[Selection | None, dict[str, Any] | None]:
-    """Up to ``limit`` examples of the golden set, prepared with the training data's rules, and a summary of
-    that preparation; ``(None, None)`` without a golden set, ``(None, summary)`` when the file as a whole is
-    unusable (``summary["rejection"]`` says why)."""
+def read_golden(
+    settings: Settings, model: str, limit: int, *, collect_ids: bool = False
+) -> tuple[Selection | None, dict[str, Any] | None]:
+    """Up to ``limit`` examples of the golden set, prepared with the training data's rules (with
+    ``collect_ids``, the id of every askable row too), and a summary of that preparation; ``(None, None)``
+    without a golden set, ``(None, summary)`` when the file as a whole is unusable (``summary["rejection"]``
+    says why)."""
     from shared.chatdata import PrepareOptions, prepare
 
     path = golden_blob(model)
     chunks = _raw_chunks(settings, path)
     if chunks is None:
         return None, None
-    selector = Selector(limit)
+    selector = Selector(limit, collect_ids=collect_ids)
 
     def test_rows(block: bytes) -> None:  # called on chatdata's writing thread, one block at a time
         for row in rows_from_lines(block.split(b"\n")):

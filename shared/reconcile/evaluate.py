@@ -7,6 +7,11 @@ the evaluation blob keeps every answer and the model's ``deployment["evaluation"
 resumes where it stopped and nothing recorded is asked again. The job-event handler never runs this step
 (``stop_before``): it must answer Event Grid within seconds.
 
+A champion that is not deployed (the model slept, and a newer version is rolled out on wake) is not asked: its
+answers recorded by an earlier evaluation are copied into the plan before anything is asked
+(``shared.evaluation.recorded``), so a crash or a later tick resumes with the same stand-in; with no usable record
+the challenger is judged alone and the reason says why.
+
 When the last answer is in, the gate decides (``shared.evaluation.gate``): promoted -> ``traffic``; held or
 awaiting approval -> the new deployment is deleted, the champion keeps all traffic, the run says why and
 ``Autotune.RunHeld`` is published. Nothing is evaluated when the version is already the live one (a wake or a
@@ -30,7 +35,8 @@ from shared.evaluation.gate import (
     evaluation_view,
     summarise_record,
 )
-from shared.evaluation.plan import Contestant, plan_evaluation
+from shared.evaluation.plan import Asleep, Contestant, plan_evaluation
+from shared.evaluation.recorded import find_recorded
 from shared.evaluation.runner import CHAMPION, EvalConflictError, EvalStore, pending_tasks, score_slice
 from shared.evaluation.sources import eval_blob
 from shared.ledger import ModelRecord, RunRecord
@@ -127,27 +133,41 @@ def _plan(ctx: RunContext, model: ModelRecord, run: RunRecord) -> dict[str, Any]
     previous = progress.get("previous", "")
     champion_run = steps._run(ctx, model, model.live_run_id) if model.live_run_id else None
     champion = Contestant(model.live_version, model.live_run_id, previous) if previous else None
+    asleep = _asleep(ctx, model) if champion is None else None
     record = plan_evaluation(
         ctx.settings,
         rollout=progress.get("started_at", ""),
         challenger_run=run,
         challenger=Contestant(progress["version"], run.run_id, progress["name"]),
-        champion_run=champion_run if champion is not None else None,
+        champion_run=champion_run if champion is not None or asleep is not None else None,
         champion=champion,
+        asleep=asleep,
     )
-    if champion is None and model.live_version and model.live_version != progress["version"]:
-        # The live version is not deployed on the endpoint (the model slept): nothing to ask it.
-        record["source"]["champion_absent"] = f"version {model.live_version} is not deployed (the model was asleep)"
     gate_count = sum(1 for e in record["examples"] if e["set"] == "gate")
+    recorded = (record.get(CHAMPION) or {}).get("recorded")
     log.info(
         "model %s: evaluating %s on %d conversations (%s)%s",
         model.model,
         progress["name"],
         gate_count,
         record["source"].get("kind"),
-        f" against {previous}" if champion else " (no champion)",
+        f" against {previous}"
+        if champion
+        else f" against version {model.live_version} as recorded in {recorded['blob']}"
+        if recorded
+        else f" (no champion: {record['source'].get('champion_absent') or 'a first version'})",
     )
     return record
+
+
+def _asleep(ctx: RunContext, model: ModelRecord) -> Asleep | None:
+    """The live version when it is not deployed on the endpoint (the model slept), with its recorded
+    evaluations (``shared.evaluation.recorded``); None when there is no other live version."""
+    if not model.live_version or model.live_version == model.deployment.get("version"):
+        return None
+    runs = ctx.ledger.query_eq(RunRecord, PartitionKey=model.model)
+    recorded, missing = find_recorded(ctx.settings, runs, model.live_version, model.live_run_id)
+    return Asleep(model.live_version, model.live_run_id, recorded, missing)
 
 
 def _decide(ctx: RunContext, model: ModelRecord, run: RunRecord, store: EvalStore, record: dict[str, Any]) -> bool:

@@ -80,6 +80,17 @@ EVALUATION: tuple[Setting, ...] = (
         minimum=1,
         maximum=150,
     ),
+    Setting(
+        "EVAL_MIN_RECORDED_EXAMPLES",
+        "eval_min_recorded_examples",
+        "20",
+        "While the live version sleeps, the fewest conversations its recorded answers must share with the gate set "
+        "(or all of the gate set, when it has fewer) for the gate to compare with them; fewer: the new version is "
+        "judged alone (PROMOTION_MIN_SCORE).",
+        as_int,
+        minimum=1,
+        maximum=10000,
+    ),
 )
 
 

@@ -152,6 +152,34 @@ def deleted(ctx: RunContext, deployment: str) -> None:
     )
 
 
+def crash_after_batches(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    """The process dies right after the ``count``-th batch of evaluation answers is recorded."""
+    batches: list[int] = []
+
+    def crash(model_name: str, done: int) -> None:
+        batches.append(done)
+        if len(batches) == count:
+            raise InjectedCrash(f"process died after batch {count} was recorded")
+
+    monkeypatch.setattr(evaluate_step, "evaluation_boundary", crash)
+
+
+def fall_asleep(ctx: RunContext) -> None:
+    """What the sweeper does to an idle model: asleep in the ledger, its endpoint deleted."""
+
+    def put_to_sleep(record: ModelRecord | None) -> ModelRecord | None:
+        assert record is not None
+        record.state, record.sleep_reason = "sleeping", "idle (test)"
+        record.endpoint_name = record.scoring_uri = record.live_deployment = ""
+        record.deployment = {}
+        return record
+
+    endpoint = endpoint_name(MODEL)
+    ctx.ledger.mutate(ModelRecord, "models", MODEL, put_to_sleep)
+    ctx.backend.begin_delete_endpoint(endpoint)
+    wait_for(lambda: ctx.backend.get_endpoint(endpoint) is None, 60, "the endpoint to be deleted")
+
+
 def blob(ctx: RunContext, run: RunRecord) -> dict[str, Any]:
     found = EvalStore(ctx.settings, f"evals/{MODEL}/{run.run_id}.json").load()
     assert found is not None
@@ -360,14 +388,7 @@ def test_crash_slices_newer_version_rollback_and_wake_mid_evaluation(
 
     # ---- a crash after two answers are recorded; the rest over several ticks; nothing asked twice ------------
     run2 = again(ctx, "crash", trained_by=run1)
-    batches: list[int] = []
-
-    def crash_after_two(model_name: str, done: int) -> None:
-        batches.append(done)
-        if len(batches) == 2:
-            raise InjectedCrash("process died after the second batch was recorded")
-
-    monkeypatch.setattr(evaluate_step, "evaluation_boundary", crash_after_two)
+    crash_after_batches(monkeypatch, 2)
     with pytest.raises(InjectedCrash):
         drive(one_at_a_time, MODEL, lambda m: False, timeout=120)
     stuck = model_of(ctx, MODEL)
@@ -415,16 +436,7 @@ def test_crash_slices_newer_version_rollback_and_wake_mid_evaluation(
     assert chat(ctx, endpoint).strip()
 
     # ---- a wake redeploys the live version: no evaluation, the recorded one stays as it was -------------------
-    def put_to_sleep(record: ModelRecord | None) -> ModelRecord | None:
-        assert record is not None
-        record.state, record.sleep_reason = "sleeping", "idle (test)"
-        record.endpoint_name = record.scoring_uri = record.live_deployment = ""
-        record.deployment = {}
-        return record
-
-    ctx.ledger.mutate(ModelRecord, "models", MODEL, put_to_sleep)  # what the sweeper does
-    ctx.backend.begin_delete_endpoint(endpoint)
-    wait_for(lambda: ctx.backend.get_endpoint(endpoint) is None, 60, "the endpoint to be deleted")
+    fall_asleep(ctx)
     store = EvalStore(ctx.settings, f"evals/{MODEL}/{run4.run_id}.json")
     store.load()
     etag, evaluation = store.etag, run_of(ctx, run4).evaluation
