@@ -18,7 +18,8 @@ old.
 
 Only blobs under ``datasets/{model}/corpora/{corpus_id}/`` are ever deleted: a ``CORPUS_MODE=latest`` corpus is a
 manifest pointing at its dataset's own prepared files, which stay. Everything is decided on one listing, under
-the leases that serialise corpus selection (``train:{model}``, held by ``advance_model``) and the rollout
+the leases that serialise corpus selection (``train:{model}``, held by ``advance_model`` and by a retry while it
+checks the run's corpus and requeues it) and the rollout
 (``model:{model}``), on records read after taking them: runs first, then the model, so a run that becomes live
 meanwhile is seen as unfinished or as live. A model is looked at once per ``RETENTION_INTERVAL_SECONDS``: a run
 makes at most one corpus, and a few runs a day make a handful.

@@ -15,17 +15,22 @@ re-adopting the previous attempt's failed one.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from shared.errors import Conflict
+from shared.errors import Conflict, RetryLater
 from shared.ledger import RunRecord
-from shared.runs.context import RunContext, find_run, mutate_run, run_ids
+from shared.runs.context import RunContext, find_run, mutate_run, new_owner, run_ids
 from shared.runs.submit import submit_or_leave_queued
 from shared.timeutil import iso
 
 log = logging.getLogger(__name__)
 
 RETRYABLE = frozenset({"failed", "canceled"})
+LEASE_WAIT_SECONDS = 10.0  # for the model's training lease (a corpus being built or pruned), inside an HTTP request
+LEASE_SECONDS = 60.0
 # What one attempt leaves in ``details`` that must not leak into the next (submission, polling, progress, cause).
 PER_ATTEMPT_DETAILS = (
     "submit_attempts",
@@ -47,6 +52,33 @@ class RetryStateError(Conflict, RuntimeError):
     """The run is not failed or canceled (the API answers 409 and names its state)."""
 
     code = "run_not_retryable"
+
+
+class RetryBusyError(RetryLater, RuntimeError):
+    """The model's corpus is being built or pruned right now (the API answers 503: try again in a moment)."""
+
+    code = "model_busy"
+
+
+@contextmanager
+def training_lease(ctx: RunContext, model: str) -> Iterator[None]:
+    """Hold the model's training lease, waiting briefly for it. Corpus retention decides what to delete under it,
+    so a run's corpus cannot be deleted between the check that it exists and the requeue that makes the run
+    unfinished again (from then on retention keeps it)."""
+    from shared.runs.waiting import training_lease_name
+
+    name, owner = training_lease_name(model), new_owner("retry")
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    while not ctx.ledger.acquire_lease(name, owner, LEASE_SECONDS):
+        if time.monotonic() >= deadline:
+            raise RetryBusyError(
+                f"model {model} is building or pruning its training corpus right now; retry in a few seconds"
+            )
+        time.sleep(0.5)
+    try:
+        yield
+    finally:
+        ctx.ledger.release_lease(name, owner)
 
 
 def requeue(run: RunRecord, at: str | None = None, *, corpus_gone: bool = False) -> bool:
@@ -114,12 +146,13 @@ def retry_run(ctx: RunContext, run_id: str) -> RunRecord | None:
     if run.state not in RETRYABLE:
         raise RetryStateError(f"run {run_id} is {run.state}; only failed or canceled runs can be retried")
     stamp = iso()
-    gone = corpus_gone(ctx, run)
+    with training_lease(ctx, run.model):
+        gone = corpus_gone(ctx, run)
 
-    def change(current: RunRecord) -> bool:
-        return requeue(current, at=stamp, corpus_gone=gone)
+        def change(current: RunRecord) -> bool:
+            return requeue(current, at=stamp, corpus_gone=gone)
 
-    updated = mutate_run(ctx.ledger, run, change)
+        updated = mutate_run(ctx.ledger, run, change)
     if updated.state not in ("queued", "waiting") or updated.details.get("retried_at") != stamp:
         # Somebody else moved it meanwhile (another retry won the race): say what it is now.
         raise RetryStateError(f"run {run_id} is {updated.state}; it was changed while retrying, look again")
@@ -134,4 +167,12 @@ def retry_run(ctx: RunContext, run_id: str) -> RunRecord | None:
     return submit_or_leave_queued(ctx, updated)
 
 
-__all__ = ["RETRYABLE", "RetryStateError", "previous_job_names", "requeue", "retry_run"]
+__all__ = [
+    "RETRYABLE",
+    "RetryBusyError",
+    "RetryStateError",
+    "previous_job_names",
+    "requeue",
+    "retry_run",
+    "training_lease",
+]

@@ -90,6 +90,30 @@ def test_retry_requeues_and_submits_again(ledger: Ledger, no_training: None) -> 
     assert status == 202 and body["attempt"] == 2 and body["previous_error"] == "canceled by request"
 
 
+def test_a_retry_waits_for_the_training_lease_and_says_busy_when_it_stays_taken(
+    ledger: Ledger,
+    no_training: None,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Corpus retention (or a corpus build) holds the model's training lease: the retry must not check the corpus
+    # and requeue meanwhile, or retention could delete the corpus of a run that is about to train again.
+    from shared.runs import retry as retry_module
+    from shared.runs.waiting import training_lease_name
+
+    add_run(ledger, "bot-ddd", ["queued", "submitted", "failed"], job_name="job-d", error="out of quota")
+    monkeypatch.setattr(retry_module, "LEASE_WAIT_SECONDS", 0.6)
+    assert ledger.acquire_lease(training_lease_name("bot"), "retention", 60)
+    status, body = retry("bot-ddd")
+    assert status == 503 and body["error"]["code"] == "model_busy", body
+    run = ledger.get(RunRecord, "bot", "bot-ddd")
+    assert run is not None and run.state == "failed" and run.details.get("attempt") is None  # untouched
+    ledger.release_lease(training_lease_name("bot"), "retention")
+    status, body = retry("bot-ddd")
+    assert status == 202 and body["attempt"] == 2, body
+    # the retry gave the lease back: retention (or the next build) can take it at once
+    assert ledger.acquire_lease(training_lease_name("bot"), "retention", 60)
+
+
 @pytest.mark.slow
 def test_fixed_finetune_json_then_retry_trains_to_registered(runs_ctx: RunContext, event_sink: EventSink) -> None:
     ctx = runs_ctx
