@@ -36,6 +36,14 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--function-key", help="function key for management routes (default: AUTOTUNE_FUNCTION_KEY)")
 
 
+def add_run_command(subparsers: argparse._SubParsersAction, name: str, help: str, func: Any) -> None:
+    """A command that acts on one run, by its id, through a running app (retry, promote, reject)."""
+    parser = subparsers.add_parser(name, help=help)
+    parser.add_argument("run", help="the run id, as `status` lists it")
+    add_connection_args(parser)
+    parser.set_defaults(func=func)
+
+
 class AppClient:
     def __init__(self, url: str, api_key: str = "", function_key: str = "", timeout: float = 30.0):
         self.url = url.rstrip("/")

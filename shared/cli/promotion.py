@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from shared.cli.client import AppClient, add_connection_args
+from shared.cli.client import AppClient, add_run_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    promote = subparsers.add_parser(
-        "promote", help="deploy a held (or awaiting approval) run's version despite its evaluation"
+    add_run_command(
+        subparsers, "promote", "deploy a held (or awaiting approval) run's version despite its evaluation", run_promote
     )
-    promote.add_argument("run", help="the run id, as `status` lists it")
-    add_connection_args(promote)
-    promote.set_defaults(func=run_promote)
-    reject = subparsers.add_parser("reject", help="end a run that awaits approval (PROMOTION_POLICY=manual)")
-    reject.add_argument("run", help="the run id, as `status` lists it")
-    add_connection_args(reject)
-    reject.set_defaults(func=run_reject)
+    add_run_command(subparsers, "reject", "end a run that awaits approval (PROMOTION_POLICY=manual)", run_reject)
 
 
 def run_promote(args: argparse.Namespace) -> int:

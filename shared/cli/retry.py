@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from shared.cli.client import AppClient, add_connection_args
+from shared.cli.client import AppClient, add_run_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("retry", help="retry a failed or canceled run (after fixing its cause)")
-    parser.add_argument("run", help="the run id, as `status` lists it")
-    add_connection_args(parser)
-    parser.set_defaults(func=run_retry)
+    add_run_command(subparsers, "retry", "retry a failed or canceled run (after fixing its cause)", run_retry)
 
 
 def run_retry(args: argparse.Namespace) -> int:

@@ -7,10 +7,9 @@ changing. Not getting it is normal (someone is working on the model): the next t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
-from shared.runs.context import RunContext, new_owner
+from shared.runs.context import RunContext, held_lease
 
 HOUSEKEEPING_LEASE_SECONDS = 60.0  # a few platform calls; a crashed holder blocks the model at most this long
 
@@ -19,17 +18,12 @@ def model_lease_name(model: str) -> str:
     return f"model:{model}"
 
 
-@contextmanager
-def model_lease(ctx: RunContext, name: str, kind: str, seconds: float = HOUSEKEEPING_LEASE_SECONDS) -> Iterator[bool]:
-    """Hold the lease ``name`` for the block; yields False (and holds nothing) when another worker has it."""
-    owner = new_owner(kind)
-    if not ctx.ledger.acquire_lease(name, owner, seconds):
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        ctx.ledger.release_lease(name, owner)
+def model_lease(
+    ctx: RunContext, name: str, kind: str, seconds: float = HOUSEKEEPING_LEASE_SECONDS
+) -> AbstractContextManager[bool]:
+    """Hold the lease ``name`` for the block; yields False (and holds nothing) when another worker has it: one try,
+    the next tick looks again."""
+    return held_lease(ctx, name, kind, seconds)
 
 
 __all__ = ["HOUSEKEEPING_LEASE_SECONDS", "model_lease", "model_lease_name"]

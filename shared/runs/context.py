@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from shared.ledger import ConflictError, Ledger, RunRecord
@@ -59,6 +61,23 @@ class RunContext:
 def new_owner(kind: str) -> str:
     """A lease owner id unique to this call (host, process, random), readable in the Leases table."""
     return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def held_lease(ctx: RunContext, name: str, kind: str, seconds: float, *, wait: float = 0.0) -> Iterator[bool]:
+    """Hold the lease ``name`` for the block; yields False (and holds nothing) when another worker keeps it for
+    longer than ``wait`` seconds (0: one try; a caller that answers a person may wait a little)."""
+    owner = new_owner(kind)
+    deadline = time.monotonic() + wait
+    while not ctx.ledger.acquire_lease(name, owner, seconds):
+        if time.monotonic() >= deadline:
+            yield False
+            return
+        time.sleep(0.5)
+    try:
+        yield True
+    finally:
+        ctx.ledger.release_lease(name, owner)
 
 
 def is_forward(current: str, target: str) -> bool:
@@ -150,6 +169,7 @@ __all__ = [
     "advance_run",
     "find_run",
     "find_run_by_job",
+    "held_lease",
     "is_forward",
     "mutate_run",
     "new_owner",

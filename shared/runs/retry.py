@@ -15,14 +15,13 @@ re-adopting the previous attempt's failed one.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from shared.errors import Conflict, RetryLater
 from shared.ledger import RunRecord
-from shared.runs.context import RunContext, find_run, mutate_run, new_owner, run_ids
+from shared.runs.context import RunContext, find_run, held_lease, mutate_run, run_ids
 from shared.runs.submit import submit_or_leave_queued
 from shared.timeutil import iso
 
@@ -67,18 +66,12 @@ def training_lease(ctx: RunContext, model: str) -> Iterator[None]:
     unfinished again (from then on retention keeps it)."""
     from shared.runs.waiting import training_lease_name
 
-    name, owner = training_lease_name(model), new_owner("retry")
-    deadline = time.monotonic() + LEASE_WAIT_SECONDS
-    while not ctx.ledger.acquire_lease(name, owner, LEASE_SECONDS):
-        if time.monotonic() >= deadline:
+    with held_lease(ctx, training_lease_name(model), "retry", LEASE_SECONDS, wait=LEASE_WAIT_SECONDS) as held:
+        if not held:
             raise RetryBusyError(
                 f"model {model} is building or pruning its training corpus right now; retry in a few seconds"
             )
-        time.sleep(0.5)
-    try:
         yield
-    finally:
-        ctx.ledger.release_lease(name, owner)
 
 
 def requeue(run: RunRecord, at: str | None = None, *, corpus_gone: bool = False) -> bool:

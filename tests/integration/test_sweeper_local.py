@@ -21,7 +21,6 @@ from pathlib import Path
 import azure.functions as func
 import pytest
 
-from functions import gateway as gateway_routes
 from functions import models as model_routes
 from localml.state import alive, read_json, update_json
 from shared.backends.base import MANAGED_TAG, BackendError, ModelVersion
@@ -79,15 +78,8 @@ def use(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 
 
 def gateway_chat(loop: asyncio.AbstractEventLoop, model: str) -> tuple[int, dict]:
-    body = {"model": model, "messages": [{"role": "user", "content": "Where is my package?"}], "max_tokens": 8}
-    req = func.HttpRequest(
-        method="POST",
-        url="http://localhost/v1/chat/completions",
-        body=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
-    )
-    response = loop.run_until_complete(gateway_routes.chat_completions.build().get_user_function()(req))
-    return response.status_code, json.loads(response.get_body())
+    answer = gateway_handlers.chat(loop, {"model": model, "max_tokens": 8}, key=KEY)
+    return answer.status, answer.json()
 
 
 def model_view(model: str) -> dict:

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 
 import azure.functions as func
 import pytest
 
-from functions import gateway as gateway_routes
 from functions import models as model_routes
 from shared.backends.base import MODEL_TAG, RUN_TAG
-from shared.gateway import upstream
 from shared.ledger import Ledger, ModelRecord
 from shared.reconcile.tick import reconcile_all, reconcile_model
 from shared.runs.context import RunContext
@@ -28,6 +25,7 @@ from shared.settings import get_settings, reset_settings
 from shared.timeutil import iso, parse_iso, utcnow
 from tests.fakes.aml_rest import FakeAzureML
 from tests.integration import fake_azure_support
+from tests.integration import test_gateway_handlers as gateway_handlers
 from tests.integration.fake_azure_support import azure_context
 from tests.integration.test_runs_support import shutdown_backend
 
@@ -35,12 +33,7 @@ fake = fake_azure_support.fake  # fixture
 KEY = "test-key-1"
 
 
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    event_loop = asyncio.new_event_loop()
-    yield event_loop
-    event_loop.run_until_complete(upstream.aclose_client())
-    event_loop.close()
+loop = gateway_handlers.loop  # fixture
 
 
 def asleep(ledger: Ledger, model: str, version: str = "1") -> ModelRecord:
@@ -67,15 +60,8 @@ def wake(model: str) -> tuple[int, dict]:
 
 
 def chat(loop: asyncio.AbstractEventLoop, model: str) -> tuple[int, dict, dict]:
-    body = {"model": model, "messages": [{"role": "user", "content": "Where is my package?"}], "max_tokens": 8}
-    req = func.HttpRequest(
-        method="POST",
-        url="http://localhost/v1/chat/completions",
-        body=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
-    )
-    response = loop.run_until_complete(gateway_routes.chat_completions.build().get_user_function()(req))
-    return response.status_code, json.loads(response.get_body()), dict(response.headers)
+    answer = gateway_handlers.chat(loop, {"model": model, "max_tokens": 8}, key=KEY)
+    return answer.status, answer.json(), answer.headers
 
 
 def settle(ctx: RunContext, model: str) -> ModelRecord:
